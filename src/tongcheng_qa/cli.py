@@ -145,6 +145,89 @@ def search(
         click.echo()
 
 
+def answer_to_dict(answer: Any) -> dict[str, Any]:
+    """The Answer JSON of DESIGN.md."""
+    from dataclasses import asdict
+
+    return asdict(answer)
+
+
+def _print_answer(answer: Any) -> None:
+    style = {"fg": "yellow"} if answer.refused else {}
+    click.secho(answer.answer, **style)
+    for c in answer.citations:
+        where = ", ".join(x for x in (c.source, c.date) if x)
+        click.echo(f"  [{c.n}] {c.title} ({where}) {c.article_id} [{c.start}:{c.end}]")
+        click.echo(f"      “{c.quote}”")
+        if c.url:
+            click.echo(f"      {c.url}")
+
+
+def _engine_option() -> Any:
+    from .generators.registry import ENGINES
+
+    return click.option(
+        "--engine", type=click.Choice(sorted(ENGINES)), default=None, help="Answer engine (default: extractive)."
+    )
+
+
+@main.command()
+@click.argument("question")
+@_engine_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer JSON object.")
+@click.pass_obj
+def ask(obj: _Ctx, question: str, engine: str | None, as_json: bool) -> None:
+    """Answer QUESTION (中文 or English) from the indexed articles, with citations."""
+    from .assistant import Assistant
+
+    answer = Assistant(obj.settings, kb=obj.knowledge_base()).ask(question, engine=engine)
+    if as_json:
+        click.echo(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+    else:
+        _print_answer(answer)
+
+
+@main.command()
+@_engine_option()
+@click.pass_obj
+def chat(obj: _Ctx, engine: str | None) -> None:
+    """Interactive session with history: follow-up questions are understood in context.
+
+    Type a question and press Enter; `/new` starts a new conversation, `/quit` (or Ctrl+D) exits.
+    """
+    from .assistant import Assistant
+    from .conversation import Turn
+
+    assistant = Assistant(obj.settings, kb=obj.knowledge_base())
+    assistant.kb.check_ready()
+    history: list[Turn] = []
+    click.echo("同城问答 tongcheng_qa — /new 新对话 new conversation, /quit 退出 exit")
+    while True:
+        try:
+            question = click.prompt("?", prompt_suffix=" ", default="", show_default=False)
+        except (EOFError, click.Abort):
+            click.echo()
+            return
+        question = question.strip()
+        if not question:
+            continue
+        if question in ("/quit", "/exit"):
+            return
+        if question == "/new":
+            history.clear()
+            click.echo("(new conversation)")
+            continue
+        try:
+            answer = assistant.ask(question, history=history, engine=engine)
+        except TongchengQAError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            continue
+        if answer.standalone_question != question:
+            click.secho(f"({answer.standalone_question})", dim=True)
+        _print_answer(answer)
+        history += [Turn("user", question), Turn("assistant", answer.answer)]
+
+
 @main.command()
 @click.option("--build", is_flag=True, help="Provision the configured embedding model now (offline).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -54,6 +54,11 @@ class LexicalTokenizer:
             if word and " " not in word:
                 self._jieba.add_word(word, freq=20000)
 
+    @property
+    def jieba(self) -> object:
+        """The underlying jieba tokenizer (with the glossary user dictionary)."""
+        return self._jieba
+
     def tokenize(self, text: str) -> list[str]:
         out: list[str] = []
         for tok in self._jieba.cut_for_search(text):

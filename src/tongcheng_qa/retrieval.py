@@ -11,14 +11,18 @@ numbers help when they match.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .embeddings import Embedder
 from .index import Index, Snapshot
 from .lang import detect_language
+from .lexical import STOPWORDS
 from .settings import RetrievalSettings
 from .stores.base import SearchFilter
 from .types import Lang, Passage
+
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,37 @@ class HybridRetriever:
         self.settings = settings
 
     def lexical_query(self, query: str, lang: Lang, snap: Snapshot) -> LexicalQuery:
+        """Tokens for BM25 and the weight its ranking gets in the fusion.
+
+        Chinese question: weight = coverage of its tokens in the index. English question:
+        BM25 can only see the glossary translations of its entities (and numbers), so the
+        weight is the share of its content words the glossary translated, times the
+        coverage of those translations in the index. An English question with no
+        translatable words gets weight 0 and dense retrieval alone decides.
+        """
         tok = self.index.tokenizer
-        tokens = tok.tokenize(query)
-        expansions: list[str] = []
-        if lang == "en" and self.settings.glossary_expansion:
-            for entry in self.index.glossary.expand_english(query):
-                expansions.append(entry.zh)
-        for term in expansions:
-            tokens.extend(tok.tokenize(term))
-        # Coverage is measured on the question's own content words plus the expansions.
-        weight = snap.lexical.coverage(tokens)
-        return LexicalQuery(tuple(tokens), tuple(expansions), weight)
+        if lang != "en":
+            tokens = tok.tokenize(query)
+            return LexicalQuery(tuple(tokens), (), snap.lexical.coverage(tokens))
+        matches = self.index.glossary.match_english(query) if self.settings.glossary_expansion else []
+        expansions = tuple(dict.fromkeys(m.entry.zh for m in matches))
+        spans = [(m.start, m.end) for m in matches]
+        words = [w for w in _LATIN_WORD.finditer(query) if w.group(0).lower() not in STOPWORDS]
+        if not words:
+            return LexicalQuery((), expansions, 0.0)
+        translated = sum(1 for w in words if any(a <= w.start() < b for a, b in spans))
+        numbers = [w.group(0) for w in words if w.group(0)[0].isdigit()]
+        tokens = [t for term in expansions for t in tok.tokenize(term)] + numbers
+        share = (translated + len(numbers)) / len(words)
+        weight = share * snap.lexical.coverage(tokens) if tokens else 0.0
+        return LexicalQuery(tuple(tokens), expansions, weight)
+
+    def dense_query(self, query: str, lexical: LexicalQuery | None) -> str:
+        """The text embedded for dense search: an English question gets its glossary
+        translations appended, which anchors the multilingual embedding in Chinese terms."""
+        if lexical is not None and lexical.expansions:
+            return f"{query} ({' '.join(lexical.expansions)})"
+        return query
 
     def search(
         self,
@@ -62,17 +86,17 @@ class HybridRetriever:
         cand = max(self.settings.candidates, k)
         lang = detect_language(query)
 
+        lq = self.lexical_query(query, lang, snap) if mode in ("hybrid", "lexical") or lang == "en" else None
         dense: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
-            qvec = self.embedder.embed_queries([query])[0]
+            qvec = self.embedder.embed_queries([self.dense_query(query, lq)])[0]
             # Over-fetch a little: ids of a crashed ingest may still sit in the store.
             hits = self.index.vectors.query(qvec, min(cand + 8, len(snap.chunks) + 8), flt)
             dense = [(h.chunk_id, h.score) for h in hits if h.chunk_id in snap.by_id][:cand]
 
         lexical: list[tuple[str, float]] = []
         lex_weight = 1.0 if mode == "lexical" else 0.0
-        if mode in ("hybrid", "lexical"):
-            lq = self.lexical_query(query, lang, snap)
+        if lq is not None and mode in ("hybrid", "lexical"):
             if mode == "hybrid":
                 lex_weight = lq.weight
             if lex_weight > 0:

