@@ -43,7 +43,7 @@ _HAS_PERSON = re.compile(
 )
 _HAS_NAME = re.compile(
     r"[\u4e00-\u9fffA-Za-z0-9()（）]{2,}?(?:有限责任公司|股份有限公司|有限公司|公司|集团|银行|大学|学院|研究院|研究所|医院|协会|中心|基地)"
-    r"|《[^》]+》|“[^”]{2,}”"
+    r"|《[^》]+》"
 )
 _GENERIC_NAME = re.compile(r"^(?:\d+|[一二三四五六七八九十几多]|另有|其他|该|这|那|各|每|一家|多家|本)")
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?")
@@ -105,6 +105,8 @@ META_WORDS = frozenset(
     "哪些 哪个 哪家 哪几家 哪里 什么 多少 几 几家 几个 几条 怎么 怎样 如何 为何 为什么 是否 分别 具体 "
     "主要 相关 有关 文中 报道 文章 提到 提及 介绍 时候 哪一年 哪年 何时 目前 现在 当前".split()
 )
+#: Weight of an English content word that has no translation and no match in the corpus.
+UNTRANSLATED_WEIGHT = 0.2
 _CONTENT_POS = ("n", "vn", "nz", "nr", "ns", "nt", "nrt", "nrfg", "eng", "q", "j", "i")
 _HALF_POS = ("v", "a", "an", "ad", "vd")
 
@@ -171,6 +173,10 @@ class QuestionAnalyzer:
             else:
                 continue
             if lang == "en" and not is_num and (_CJK.search(word) is None) and stats.df(word) == 0:
+                # An English word neither the glossary nor the corpus knows: the question asks
+                # about something we cannot check; it lowers confidence without being matchable.
+                if len(word) >= 3 and factor >= 1.0:
+                    terms[word] = Term((word,), UNTRANSLATED_WEIGHT, partial=False)
                 continue
             if _CJK.search(word) is None and not is_num and len(word) < 2:
                 continue
