@@ -55,8 +55,8 @@ def synthetic_articles(sentences: list[str], n_chunks_target: int, out: Path, se
     """Write articles recombining real sentences, with numbers changed so texts differ."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
-    per_article = 12  # paragraphs; ~4-6 chunks an article at the default chunk size
-    n_articles = max(1, n_chunks_target // 5)
+    per_article = 12  # paragraphs; ~4-5 chunks an article at the default chunk size
+    n_articles = max(1, -(-n_chunks_target // 4))  # ~4.3 chunks an article: at least the target
     for i in range(n_articles):
         paras = []
         for _ in range(per_article):

