@@ -29,7 +29,7 @@ _HAS_WORD_CHAR = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff]")
 _STOPWORDS_ZH = set(
     "的 了 和 与 及 是 在 有 为 对 把 被 将 由 从 向 等 也 都 而 并 或 之 其 这 那 该 此 个 哪 哪些 什么 怎么 "
     "怎样 如何 多少 几 吗 呢 吧 啊 谁 何 是否 哪个 哪里 哪家 请问 一下 还 又 就 所 以 于 上 中 下 后 前 "
-    "目前 哪一 多 少 会 能 要 可以 已 已经 按照 通过".split()
+    "目前 哪一 多 少 会 能 要 可以 已 已经 按照 通过 还有 另有 另外 此外".split()
 )
 _STOPWORDS_EN = set(
     "a an the of to in on at for by with from and or but is are was were be been being do does did "
