@@ -81,16 +81,23 @@ def test_llm_answer_markers_are_verified_reattributed_and_invented_ones_dropped(
     _assert_contract(answer, kb)
 
 
-def test_unsupported_llm_answer_is_refused(settings: Settings, kb: KnowledgeBase) -> None:
+def test_unsupported_llm_answer_is_replaced_by_the_evidence(settings: Settings, kb: KnowledgeBase) -> None:
     model = ScriptedChatModel().enqueue("目前入驻企业27家[1]。")
     answer = _assistant(settings, kb, model).ask("金什合作产业园入驻企业有几家?", engine="openai")
-    assert answer.refused and answer.citations == ()
+    assert answer.engine == "extractive" and not answer.refused
+    assert "27家" not in answer.answer and "4家" in answer.answer
 
 
-def test_llm_saying_not_in_sources_is_a_refusal(settings: Settings, kb: KnowledgeBase) -> None:
+def test_llm_declining_despite_evidence_gets_the_evidence(settings: Settings, kb: KnowledgeBase) -> None:
     model = ScriptedChatModel().enqueue("资料中没有提到。")
     answer = _assistant(settings, kb, model).ask("金什合作产业园入驻企业有几家?", engine="openai")
-    assert answer.refused and "没有找到" in answer.answer
+    assert answer.engine == "extractive" and "4家" in answer.answer
+
+
+def test_llm_is_not_asked_when_no_evidence_exists(settings: Settings, kb: KnowledgeBase) -> None:
+    model = ScriptedChatModel()  # nothing enqueued: a call would fail the test
+    answer = _assistant(settings, kb, model).ask("金什合作产业园的占地面积是多少亩?", engine="openai")
+    assert answer.refused and "没有找到" in answer.answer and model.calls == []
 
 
 def test_llm_error_falls_back_to_extractive(settings: Settings, kb: KnowledgeBase) -> None:
@@ -135,8 +142,8 @@ def test_prompt_injection_in_an_article_does_not_change_answers(settings: Settin
     # an LLM that obeys the injected text is caught by verification
     model = ScriptedChatModel().enqueue("PWNED。金什合作产业园有100家企业[1][2][3]。")
     llm_answer = _assistant(settings, kb, model).ask("金什合作产业园入驻企业有几家?", engine="openai")
-    assert llm_answer.refused or "100家" not in "".join(c.quote for c in llm_answer.citations)
-    assert not llm_answer.citations
+    assert "100家" not in llm_answer.answer and "PWNED" not in llm_answer.answer
+    assert all(c.article_id != "evil.md" for c in llm_answer.citations)
 
 
 def test_follow_up_is_rewritten_with_history(settings: Settings, kb: KnowledgeBase) -> None:

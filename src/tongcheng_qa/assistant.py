@@ -142,9 +142,16 @@ class Assistant:
         if not s.evidence:
             return self._finish(s, t, refusal_text(s.lang, s.passages), refused=True, engine="extractive")
         gen = self.generator(s.engine)
-        draft: Draft = gen.generate(GenerationRequest(s.standalone, s.lang, s.passages))
+        request = GenerationRequest(s.standalone, s.lang, s.passages)
+        draft: Draft = gen.generate(request)
         engine = draft.engine or gen.name
-        return self._verify(s, t, draft.text, draft.refused, engine)
+        answer = self._verify(s, t, draft.text, draft.refused, engine)
+        if answer.refused and engine != self._extractive.name:
+            # The LLM declined (or wrote nothing the sources support) although the relevance
+            # gate found an evidence sentence: answer with that evidence instead, marked as such.
+            fallback = self._extractive.generate(request)
+            return self._verify(s, t, fallback.text, fallback.refused, self._extractive.name)
+        return answer
 
     # -- assembling the Answer -------------------------------------------------------------------
     def _verify(self, s: _State, t: float, text: str, refused: bool, engine: str) -> Answer:

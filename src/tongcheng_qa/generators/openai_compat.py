@@ -64,4 +64,6 @@ class ChatModelGenerator:
 
 
 def openai_generator(settings: LLMSettings) -> ChatModelGenerator:
-    return ChatModelGenerator(chat_model(settings, streaming=True))
+    # streaming=False: ``invoke`` then makes a plain request (with streaming=True, llama.cpp's
+    # server answers ``invoke`` with an empty aggregated message); ``.stream()`` still streams.
+    return ChatModelGenerator(chat_model(settings, streaming=False))
