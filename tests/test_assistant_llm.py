@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_server import LlamaServer, ensure_llama_cpp_server, ensure_test_gguf, free_port, models_dir, start_llama_server
+from llm_server import (
+    LlamaServer,
+    ensure_llama_cpp_server,
+    ensure_test_gguf,
+    free_port,
+    models_dir,
+    start_llama_server,
+)
 
 from tongcheng_qa.assistant import Assistant
 from tongcheng_qa.knowledge_base import KnowledgeBase

@@ -28,12 +28,12 @@ missing or most named entities are.
 from __future__ import annotations
 
 import re
-import unicodedata
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from .analysis import fold
 from .chunking import split_sentences
 from .glossary import Glossary, GlossaryEntry
 from .injection import is_instruction, without_instructions
@@ -74,11 +74,6 @@ _NUMERAL_TOKEN = re.compile(
 
 
 # ---------------------------------------------------------------------------- numbers
-
-def fold(text: str) -> str:
-    """Width- and case-folded text (full-width digits and punctuation to ASCII)."""
-    return unicodedata.normalize("NFKC", text).lower()
-
 
 _NUMBER = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d])")
 _SCALE_AFTER = re.compile(

@@ -11,7 +11,12 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from ..errors import BadRequestError, IndexNotReadyError, StoreUnavailableError, TongchengQAError
+from ..errors import (
+    BadRequestError,
+    IndexNotReadyError,
+    StoreUnavailableError,
+    TongchengQAError,
+)
 from ..knowledge_base import KnowledgeBase
 from ..settings import Settings
 from ..stores.base import SearchFilter

@@ -11,12 +11,18 @@ refuses. English questions get an English frame and glosses of the Chinese entit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import re
-
-from ..analysis import QuestionAnalysis, QuestionAnalyzer, TermStats, coverage, split_question, type_fits
+from ..analysis import (
+    QuestionAnalysis,
+    QuestionAnalyzer,
+    TermStats,
+    coverage,
+    split_question,
+    type_fits,
+)
 from ..chunking import split_sentences
 from ..glossary import Glossary
 from ..index import Index
