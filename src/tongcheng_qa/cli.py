@@ -292,5 +292,36 @@ def serve(obj: _Ctx, corpus: Path | None, host: str, port: int, no_ingest: bool)
     uvicorn.run(create_app(obj.settings, kb=kb), host=host, port=port, log_level="warning")
 
 
+@main.command("eval")
+@click.option("--corpus", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Articles to index.")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSONL questions.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@_engine_option()
+@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting, e.g. retrieval.mode=dense or answer.passages=8 (repeatable).")
+@click.option("--ablations", is_flag=True, help="Also run retrieval dense/lexical/hybrid, LLM engine, no follow-up rewriting.")
+@click.option("--baseline", is_flag=True, help="Also run the plain LangChain recipe (splitter + Chroma top-4).")
+@click.pass_obj
+def eval_command(obj: _Ctx, corpus: Path, questions: Path, out_dir: Path, engine: str | None,
+                 overrides: tuple[str, ...], ablations: bool, baseline: bool) -> None:
+    """Index DIR in an isolated data dir, ask every question, write results.jsonl, report.json, report.md."""
+    from .evaluation import DatasetError, apply_overrides, load_dataset, run_eval
+    from .evaluation.report import headline
+
+    try:
+        load_dataset(questions)
+    except DatasetError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    try:
+        apply_overrides(obj.settings, overrides)
+    except TongchengQAError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from exc
+    result = run_eval(corpus, questions, out_dir, obj.settings, engine=engine, config_overrides=overrides,
+                      ablations=ablations, baseline=baseline)
+    click.echo(headline(result.report))
+    click.echo(f"Report: {out_dir / 'report.md'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

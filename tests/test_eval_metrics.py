@@ -1,0 +1,214 @@
+"""Evaluation metrics: hand-made cases for each pure function and for the aggregation."""
+
+from __future__ import annotations
+
+import pytest
+
+from tongcheng_qa.evaluation.metrics import (
+    CONTRACT_KEYS,
+    QuestionScore,
+    RankedChunk,
+    aggregate,
+    answer_is_correct,
+    answer_language,
+    citation_precision,
+    citation_valid_rate,
+    evidence_recall_at_k,
+    first_rank,
+    fold,
+    hit_at_k,
+    hit_curve,
+    language_match,
+    missing_items,
+    passage_first_rank,
+    passage_hit_at_k,
+    passage_reciprocal_rank,
+    percentile,
+    reciprocal_rank,
+    refusal_is_correct,
+    satisfies_must_include,
+    score_question,
+    summarize,
+)
+from tongcheng_qa.types import Answer, Citation
+
+BODY = "金牛区城投集团与什邡市恒新公司按照6∶4入股合作。目前入驻企业4家,另有3家企业正在洽谈。"
+
+
+def cite(quote: str, start: int, article: str = "a.md", n: int = 1) -> Citation:
+    return Citation(n=n, article_id=article, title="t", date=None, source=None, url=None, chunk_id=f"{article}#0",
+                    quote=quote, start=start, end=start + len(quote))
+
+
+def answer(text: str, *, refused: bool = False, citations: tuple[Citation, ...] = (), total: float = 10.0) -> Answer:
+    return Answer(answer=text, language="zh", refused=refused, standalone_question="q", citations=citations,
+                  timings_ms={"total": total})
+
+
+# --------------------------------------------------------------------------- folding, must_include
+
+def test_fold_width_case_and_ratio_colon() -> None:
+    assert fold("６∶４") == "6:4"
+    assert fold("６：４") == "6:4"
+    assert fold("ＡＢＣ Jinniu") == "abc jinniu"
+    assert fold("１５００余家，") == "1500余家,"
+
+
+def test_must_include_all_items_alternatives_and_folding() -> None:
+    text = "据报道:双方按照６∶４入股合作,目前入驻企业四家。"
+    assert satisfies_must_include(text, ["6:4", ["4家", "四家"]])
+    assert not satisfies_must_include(text, ["6:4", "3家"])
+    assert missing_items(text, ["6:4", ["3家", "三家"], "入股"]) == [("3家", "三家")]
+    assert satisfies_must_include("The park hosts FOUR firms.", [["4", "four"]])
+    assert satisfies_must_include("ten  billion\nyuan", ["ten billion yuan"])  # whitespace runs collapse
+    assert satisfies_must_include("anything", [])
+
+
+def test_must_include_ignores_citation_markers() -> None:
+    assert not satisfies_must_include("合作领域很多[11]。", ["11"])
+    assert satisfies_must_include("明确了11个合作领域[1]。", ["11"])
+
+
+def test_answer_correctness_and_refusal_from_the_flag() -> None:
+    assert answer_is_correct(answer("入驻企业4家[1]"), [["4家"]])
+    # a refusal is wrong for an answerable question even if its text happens to hold the item
+    assert not answer_is_correct(answer("没有找到4家的答案", refused=True), [["4家"]])
+    assert refusal_is_correct(answer("抱歉", refused=True), answerable=False)
+    assert not refusal_is_correct(answer("Sorry, the sources don't say.", refused=False), answerable=False)
+    assert not refusal_is_correct(answer("x", refused=True), answerable=True)
+
+
+# --------------------------------------------------------------------------- language
+
+def test_english_answer_quoting_and_glossing_chinese_is_english() -> None:
+    quote = "目前入驻企业4家,另有3家企业正在洽谈。"
+    text = (f"According to Chengdu Daily (2024-01-19): “{quote}” [1]\n"
+            "Key terms: 入驻企业 = resident enterprise; 洽谈 = negotiate.")
+    assert answer_language(text, [quote]) == "en"
+    assert language_match(text, "en", [quote])
+    assert not language_match(text, "zh", [quote])
+
+
+def test_chinese_answer_is_chinese_even_quoting_an_english_source() -> None:
+    quote = "A drone maker will build an R&D and manufacturing base."
+    assert answer_language(f"据报道:{quote}[1]", [quote]) == "zh"
+    assert answer_language("据成都日报报道:目前入驻企业4家[1]", ["目前入驻企业4家"]) == "zh"
+
+
+def test_language_of_pure_source_text_falls_back_to_the_whole_answer() -> None:
+    quote = "目前入驻企业4家。"
+    assert answer_language(f"{quote}[1]", [quote]) == "zh"
+    assert answer_language("Sorry, the sources don't say. Closest sources: “两地协作共建产业园” (成都日报).") == "en"
+
+
+# --------------------------------------------------------------------------- citations
+
+def test_citation_precision_and_validity() -> None:
+    good = cite("目前入驻企业4家", BODY.index("目前入驻企业4家"))
+    shifted = cite("目前入驻企业4家", BODY.index("目前入驻企业4家") + 1)
+    other = cite("x", 0, article="b.md")
+    bodies = {"a.md": BODY}
+    assert citation_precision([good, other], ["a.md"]) == 0.5
+    assert citation_precision([], ["a.md"]) is None
+    assert citation_valid_rate([good, shifted], bodies.get) == 0.5
+    assert citation_valid_rate([other], bodies.get) == 0.0  # unknown article: invalid
+    assert citation_valid_rate([], bodies.get) is None
+
+
+# --------------------------------------------------------------------------- retrieval
+
+def test_article_hit_and_reciprocal_rank() -> None:
+    ranked = ["b.md", "b.md", "a.md", "c.md"]
+    assert first_rank(ranked, ["a.md", "c.md"]) == 3
+    assert hit_at_k(ranked, ["a.md"], 3) and not hit_at_k(ranked, ["a.md"], 2)
+    assert reciprocal_rank(ranked, ["a.md"]) == pytest.approx(1 / 3)
+    assert reciprocal_rank(ranked, ["z.md"]) == 0.0
+
+
+def test_passage_hit_rank_and_evidence_recall() -> None:
+    texts = ["金牛区城投集团", "目前入驻企业4家,另有3家企业正在洽谈", "按照6∶4入股合作"]
+    assert passage_first_rank(texts, ["6∶4入股"]) == 3
+    assert passage_first_rank(texts, ["6:4入股"]) is None  # evidence matches verbatim, no folding
+    assert passage_hit_at_k(texts, ["另有3家企业"], 2) and not passage_hit_at_k(texts, ["6∶4入股"], 2)
+    assert passage_reciprocal_rank(texts, ["目前入驻企业4家", "6∶4入股"]) == 0.5
+    assert evidence_recall_at_k(texts, ["目前入驻企业4家", "6∶4入股"], 2) == 0.5
+    assert evidence_recall_at_k(texts, [], 5) is None
+
+
+def test_percentile_linear_interpolation() -> None:
+    assert percentile([], 50) is None
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([10.0, 0.0, 20.0, 30.0, 40.0], 95) == pytest.approx(38.0)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# --------------------------------------------------------------------------- one question, aggregation
+
+def _score(qid: str, lang: str, qtype: str, ans: Answer | None, *, must: list[str] | None = None,
+           sources: tuple[str, ...] = ("a.md",), evidence: list[str] | None = None) -> QuestionScore:
+    answerable = qtype != "unanswerable"
+    ranking = [RankedChunk("b.md", "other"), RankedChunk("a.md", BODY)]
+    return score_question(
+        qid=qid, lang=lang, qtype=qtype, answerable=answerable, must_include=must or [],
+        sources=sources if answerable else (), evidence=evidence if answerable else None, answer=ans,
+        ranking=ranking, body_of={"a.md": BODY}.get, error=None if ans else "RuntimeError: boom",
+    )
+
+
+def test_score_question_fields() -> None:
+    quote = "目前入驻企业4家"
+    s = _score("q1", "zh", "factoid", answer(f"据报道:{quote}[1]", citations=(cite(quote, BODY.index(quote)),)),
+               must=["4家"], evidence=["另有3家"])
+    assert (s.correct, s.refused, s.article_rank, s.passage_rank) == (True, False, 2, 2)
+    assert (s.n_citations, s.n_gold_citations, s.n_valid_citations, s.language_ok) == (1, 1, 1, True)
+    assert s.latency_ms == 10.0 and s.refusal_correct is None
+    err = _score("q2", "en", "factoid", None, must=["x"])
+    assert err.error and err.correct is False and err.language_ok is None and err.latency_ms is None
+
+
+def test_aggregate_keys_nulls_and_breakdowns() -> None:
+    quote = "目前入驻企业4家"
+    rows = [
+        _score("q1", "zh", "factoid", answer(f"据报道:{quote}[1]", citations=(cite(quote, BODY.index(quote)),),
+                                              total=10), must=["4家"], evidence=["目前入驻企业"]),
+        _score("q2", "zh", "factoid", answer("抱歉,没有找到。", refused=True, total=20), must=["3家"]),
+        _score("q3", "en", "unanswerable", answer("Sorry, the sources don't say.", refused=True, total=30)),
+        _score("q4", "en", "factoid", None, must=["x"]),
+    ]
+    report = aggregate(rows)
+    for key in CONTRACT_KEYS:
+        assert key in report and all(key in g for g in report["by_lang"].values())
+        assert all(key in g for g in report["by_type"].values())
+    assert report["n"] == 4
+    assert report["answer_accuracy"] == pytest.approx(1 / 3, abs=1e-4)  # the errored question counts as wrong
+    assert report["false_refusal_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert report["refusal_accuracy"] == 1.0
+    assert report["retrieval_hit_at_5"] == 1.0 and report["mrr"] == 0.5
+    assert report["passage_hit_at_5"] == 1.0  # only q1 has evidence
+    assert report["citation_precision"] == 1.0 and report["citation_valid_rate"] == 1.0
+    assert report["language_match"] == 1.0  # q4 (error) is left out
+    assert report["latency_ms_p50"] == 20.0
+    assert report["errors"] == 1
+    # a metric with no eligible question is None, not 0
+    assert report["by_type"]["unanswerable"]["answer_accuracy"] is None
+    assert report["by_type"]["factoid"]["refusal_accuracy"] is None
+    assert report["by_lang"]["en"]["citation_precision"] is None
+    assert list(report["by_type"]) == ["factoid", "unanswerable"]
+
+
+def test_summarize_empty_group_is_all_null() -> None:
+    s = summarize([])
+    assert s["n"] == 0 and s["errors"] == 0
+    assert all(v is None for k, v in s.items() if k not in ("n", "errors"))
+
+
+def test_hit_curve_levels() -> None:
+    rows = [QuestionScore("a", "zh", "factoid", True, has_sources=True, article_rank=1, has_evidence=True, passage_rank=3),
+            QuestionScore("b", "zh", "factoid", True, has_sources=True, article_rank=None, has_evidence=False)]
+    assert hit_curve(rows, "article", 3) == [0.5, 0.5, 0.5]
+    assert hit_curve(rows, "passage", 3) == [0.0, 0.0, 1.0]
+    assert hit_curve([], "passage", 2) == [None, None]
+    with pytest.raises(ValueError):
+        hit_curve(rows, "chunk")
