@@ -89,7 +89,8 @@ class Assistant:
         self.settings = settings
         self.kb = kb or KnowledgeBase(settings)
         self._generators: dict[str, Generator] = dict(generators or {})
-        self._extractive = ExtractiveGenerator(self.kb.index)
+        # One extractive engine: the relevance gate, the default engine and the LLM fallback.
+        self._extractive = self._generators.setdefault("extractive", ExtractiveGenerator(self.kb.index))  # type: ignore[assignment]
         self._rewriter = rewriter
         self.chain: Runnable[_State, Answer] = (
             RunnableLambda(self._rewrite) | RunnableLambda(self._retrieve) | RunnableLambda(self._answer)
@@ -100,7 +101,7 @@ class Assistant:
         if name not in self._generators:
             if name not in ENGINES:
                 raise UnknownEngineError(name)
-            self._generators[name] = build_generator(name, self.kb.index, self.settings.llm)
+            self._generators[name] = build_generator(name, self.kb.index, self.settings.llm, self._extractive)
         return self._generators[name]
 
     @property

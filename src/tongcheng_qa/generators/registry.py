@@ -18,32 +18,35 @@ class UnknownEngineError(TongchengQAError):
         self.name = name
 
 
-def _extractive(index: Index, llm: LLMSettings) -> Generator:
-    return ExtractiveGenerator(index)
+def _extractive(llm: LLMSettings, extractive: ExtractiveGenerator) -> Generator:
+    return extractive
 
 
-def _openai(index: Index, llm: LLMSettings) -> Generator:
+def _openai(llm: LLMSettings, extractive: ExtractiveGenerator) -> Generator:
     from .openai_compat import openai_generator
 
-    return FallbackGenerator(openai_generator(llm), ExtractiveGenerator(index), llm.timeout_s)
+    return FallbackGenerator(openai_generator(llm), extractive, llm.timeout_s)
 
 
-def _llamacpp(index: Index, llm: LLMSettings) -> Generator:
+def _llamacpp(llm: LLMSettings, extractive: ExtractiveGenerator) -> Generator:
     from .llamacpp import llamacpp_generator
 
-    return FallbackGenerator(llamacpp_generator(llm), ExtractiveGenerator(index), llm.timeout_s)
+    return FallbackGenerator(llamacpp_generator(llm), extractive, llm.timeout_s)
 
 
-ENGINES: dict[str, Callable[[Index, LLMSettings], Generator]] = {
+#: Engine name -> factory(llm settings, the extractive engine used as fallback).
+ENGINES: dict[str, Callable[[LLMSettings, ExtractiveGenerator], Generator]] = {
     "extractive": _extractive,
     "openai": _openai,
     "llamacpp": _llamacpp,
 }
 
 
-def build_generator(name: str, index: Index, llm: LLMSettings) -> Generator:
+def build_generator(
+    name: str, index: Index, llm: LLMSettings, extractive: ExtractiveGenerator | None = None
+) -> Generator:
     try:
         factory = ENGINES[name]
     except KeyError:
         raise UnknownEngineError(name) from None
-    return factory(index, llm)
+    return factory(llm, extractive or ExtractiveGenerator(index))
