@@ -84,3 +84,17 @@ def test_unreachable_llm_server_falls_back_to_extractive(kb: KnowledgeBase) -> N
     a = _assistant(kb, f"http://127.0.0.1:{free_port()}/v1", timeout_s=10)
     answer = a.ask("金什合作产业园目前入驻企业几家?", engine="openai")
     assert answer.engine == "extractive" and "4家" in answer.answer
+
+
+def test_llamacpp_engine_runs_the_gguf_in_process(kb: KnowledgeBase) -> None:
+    ensure_llama_cpp_server()  # skips (or fails under TONGCHENG_QA_REQUIRE_LLM=1) without llama-cpp-python
+    gguf = ensure_test_gguf(models_dir())
+    llm = LLMSettings(gguf_path=gguf, timeout_s=120, n_ctx=4096, rewrite_with_llm=False)
+    a = Assistant(kb.settings.model_copy(update={"llm": llm}), kb=kb)
+    answer = a.ask("金牛区城投集团与什邡市恒新公司按照什么比例入股?", engine="llamacpp")
+    assert answer.engine in ("llm", "extractive") and not answer.refused
+    assert re.search(r"6\s*[∶:]\s*4", answer.answer)
+    _check_citations(answer, kb)
+    events = list(a.stream("目前金什合作产业园入驻企业几家?", engine="llamacpp"))
+    assert events[-1].type == "final" and events[-1].answer is not None
+    _check_citations(events[-1].answer, kb)

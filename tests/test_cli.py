@@ -58,3 +58,18 @@ def test_errors_are_one_line_with_the_fix(tmp_path: Path) -> None:
     assert code == 2 and "YYYY-MM-DD" in err
     code, _, err = _run("models", "--install-gguf", str(REPO / "README.md"), data=tmp_path / "d")
     assert code == 1 and "not a GGUF file" in err
+
+
+def test_chat_keeps_history_for_follow_ups(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _run("ingest", str(REPO / "corpus"), data=data)[0] == 0
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(data), "chat"],
+        input="金什合作产业园由哪两地合作共建?\n那它目前入驻了几家企业?\n/new\n/quit\n",
+    )
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "金牛区" in out and "4家" in out
+    assert "(金什合作产业园" in out  # the rewritten standalone question is shown
+    assert "(new conversation)" in out
