@@ -184,6 +184,8 @@ def test_bad_input_is_rejected_with_a_clear_error(settings: Settings, kb: Knowle
         a.ask("   ")
     with pytest.raises(BadRequestError, match="limit"):
         a.ask("问" * 5000)
+    with pytest.raises(BadRequestError, match="role"):
+        a.ask("金什合作产业园?", history=[{"speaker": "me", "text": "hi"}])  # type: ignore[list-item]
     with pytest.raises(UnknownEngineError, match="extractive"):
         a.ask("金什合作产业园?", engine="gpt-17")
 

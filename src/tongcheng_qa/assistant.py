@@ -73,6 +73,17 @@ def refusal_text(lang: Lang, passages: Sequence[Passage]) -> str:
     return head + (" Closest sources: " + "; ".join(lines) + "." if lines else "")
 
 
+def _turn(item: Turn | dict[str, str]) -> Turn:
+    if isinstance(item, Turn):
+        return item
+    if not isinstance(item, dict):
+        raise BadRequestError('Each history turn must be an object with "role" and "content".')
+    role, content = item.get("role"), item.get("content")
+    if role not in ("user", "assistant") or not isinstance(content, str):
+        raise BadRequestError('Each history turn needs "role" ("user" or "assistant") and "content" (text).')
+    return Turn(role, content)
+
+
 def _says_not_in_sources(text: str, lang: Lang) -> bool:
     t = text.strip().lower()
     return NOT_IN_SOURCES[lang].lower() in t or "not in the sources" in t or "资料中没有" in t
@@ -90,7 +101,8 @@ class Assistant:
         self.kb = kb or KnowledgeBase(settings)
         self._generators: dict[str, Generator] = dict(generators or {})
         # One extractive engine: the relevance gate, the default engine and the LLM fallback.
-        self._extractive = self._generators.setdefault("extractive", ExtractiveGenerator(self.kb.index))  # type: ignore[assignment]
+        self._extractive = ExtractiveGenerator(self.kb.index)
+        self._generators.setdefault("extractive", self._extractive)
         self._rewriter = rewriter
         self.chain: Runnable[_State, Answer] = (
             RunnableLambda(self._rewrite) | RunnableLambda(self._retrieve) | RunnableLambda(self._answer)
@@ -192,7 +204,7 @@ class Assistant:
             raise BadRequestError("The question is empty: ask something, e.g. 金什合作产业园入驻了几家企业?")
         if len(question) > MAX_QUESTION_CHARS:
             raise BadRequestError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
-        turns = tuple(t if isinstance(t, Turn) else Turn(t["role"], t["content"]) for t in (history or ()))  # type: ignore[arg-type]
+        turns = tuple(_turn(t) for t in (history or ()))
         if len(turns) > MAX_HISTORY_TURNS:
             raise BadRequestError(f"The history has {len(turns)} turns; send at most {MAX_HISTORY_TURNS}.")
         name = engine or self.settings.answer.engine
