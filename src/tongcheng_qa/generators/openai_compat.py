@@ -45,7 +45,7 @@ class ChatModelGenerator:
 
     name = "llm"
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, stream_model: Any | None = None) -> None:
         from langchain_core.output_parsers import StrOutputParser
         from langchain_core.prompts import ChatPromptTemplate
         from langchain_core.runnables import RunnableLambda
@@ -53,17 +53,18 @@ class ChatModelGenerator:
         self.model = model
         to_messages = RunnableLambda(lambda req: ChatPromptTemplate.from_messages(_messages(req)).format_messages())
         self.chain = to_messages | model | StrOutputParser()
+        self.stream_chain = to_messages | (stream_model or model) | StrOutputParser()
 
     def generate(self, request: GenerationRequest) -> Draft:
         return Draft(text=str(self.chain.invoke(request)).strip())
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        for piece in self.chain.stream(request):
+        for piece in self.stream_chain.stream(request):
             if piece:
                 yield str(piece)
 
 
 def openai_generator(settings: LLMSettings) -> ChatModelGenerator:
-    # streaming=False: ``invoke`` then makes a plain request (with streaming=True, llama.cpp's
-    # server answers ``invoke`` with an empty aggregated message); ``.stream()`` still streams.
-    return ChatModelGenerator(chat_model(settings, streaming=False))
+    # Two clients: with streaming=True, llama.cpp's server answered ``invoke`` with an empty
+    # aggregated message; with streaming=False, ``.stream()`` made one plain request.
+    return ChatModelGenerator(chat_model(settings, streaming=False), chat_model(settings, streaming=True))
