@@ -49,7 +49,6 @@ _GENERIC_NAME = re.compile(r"^(?:\d+|[一二三四五六七八九十几多]|另�
 _HAS_PLACE = re.compile(r"[\u4e00-\u9fff]{1,6}[省市区县镇乡村]")
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[a-z]")
 
 
 @dataclass(frozen=True)
@@ -230,10 +229,6 @@ def coverage(analysis: QuestionAnalysis, sentence: str, context: str = "") -> tu
             c = max(c, CONTEXT_CREDIT * term_credit(t, folded_ctx))
         got += c * t.weight
     return got / total, hit
-
-
-def has_latin(text: str) -> bool:
-    return bool(_LATIN.search(text.lower()))
 
 
 _SPLIT_ZH = re.compile(r"(?<=[?？;；])\s*(?=\S)")

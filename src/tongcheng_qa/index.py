@@ -39,8 +39,6 @@ class Snapshot:
     chunks: tuple[StoredChunk, ...]
     by_id: dict[str, StoredChunk]
     lexical: LexicalIndex
-    article_ids: np.ndarray  # per chunk position
-    date_ints: np.ndarray  # per chunk position, -1 when undated
 
     def mask(self, flt: SearchFilter | None) -> np.ndarray | None:
         """0/1 weight per chunk position for the lexical retriever, or None for no filter."""
@@ -132,8 +130,6 @@ class Index:
             chunks=tuple(chunks),
             by_id={c.chunk.chunk_id: c for c in chunks},
             lexical=lexical,
-            article_ids=np.array([c.chunk.article_id for c in chunks], dtype=object),
-            date_ints=np.array([c.date_int if c.date_int is not None else -1 for c in chunks], dtype=np.int64),
         )
 
     def build_lexical(self, chunks: list[StoredChunk]) -> LexicalIndex:
