@@ -156,13 +156,16 @@ class Assistant:
             return self._finish(s, t, refusal_text(s.lang, s.passages), refused=True, engine="extractive")
         gen = self.generator(s.engine)
         request = GenerationRequest(s.standalone, s.lang, s.passages)
-        draft: Draft = gen.generate(request)
+        if gen is self._extractive:  # the gate already selected the evidence: don't select it again
+            draft: Draft = self._extractive.compose(request, s.evidence)
+        else:
+            draft = gen.generate(request)
         engine = draft.engine or gen.name
         answer = self._verify(s, t, draft.text, draft.refused, engine)
         if answer.refused and engine != self._extractive.name:
             # The LLM declined (or wrote nothing the sources support) although the relevance
             # gate found an evidence sentence: answer with that evidence instead, marked as such.
-            fallback = self._extractive.generate(request)
+            fallback = self._extractive.compose(request, s.evidence)
             return self._verify(s, t, fallback.text, fallback.refused, self._extractive.name)
         return answer
 

@@ -191,7 +191,10 @@ class ExtractiveGenerator:
         return out
 
     def generate(self, request: GenerationRequest) -> Draft:
-        chosen = self.evidence(request.question, request.lang, request.passages)
+        return self.compose(request, self.evidence(request.question, request.lang, request.passages))
+
+    def compose(self, request: GenerationRequest, chosen: list[tuple[int, str]]) -> Draft:
+        """The answer text quoting ``chosen`` (from ``evidence``); a refusal when it is empty."""
         if not chosen:
             return Draft(text="", refused=True)
         glossary = self.index.glossary
