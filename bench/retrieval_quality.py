@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tongcheng_qa.evaluation.metrics import passage_first_rank
 from tongcheng_qa.knowledge_base import KnowledgeBase
 from tongcheng_qa.retrieval import HybridRetriever
 from tongcheng_qa.settings import RetrievalSettings, Settings
@@ -24,13 +25,6 @@ from tongcheng_qa.settings import RetrievalSettings, Settings
 def load_questions(path: Path) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if r.get("evidence") and r["type"] in ("factoid", "multi_hop")]
-
-
-def hit_rank(passages: list, evidence: list[str]) -> int | None:
-    for rank, p in enumerate(passages, 1):
-        if any(e in p.chunk.text for e in evidence):
-            return rank
-    return None
 
 
 def evaluate(kb: KnowledgeBase, questions: list[dict], k: int, variants: dict[str, RetrievalSettings]) -> dict:
@@ -43,7 +37,7 @@ def evaluate(kb: KnowledgeBase, questions: list[dict], k: int, variants: dict[st
             t0 = time.perf_counter()
             passages = retriever.search(q["question"], k=max(k, 10))
             lat.append((time.perf_counter() - t0) * 1000)
-            r = hit_rank(passages, q["evidence"])
+            r = passage_first_rank([p.chunk.text for p in passages], q["evidence"])
             for key in (q["lang"], "all"):
                 stats.setdefault(f"{key}_hit", []).append(1.0 if r is not None and r <= k else 0.0)
                 stats.setdefault(f"{key}_mrr", []).append(1.0 / r if r else 0.0)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tongcheng_qa.evaluation.metrics import passage_hit_at_k
 from tongcheng_qa.knowledge_base import KnowledgeBase
 from tongcheng_qa.settings import Settings
 
@@ -39,7 +40,7 @@ def _hit_rate(kb: KnowledgeBase, lang: str, **retrieval: object) -> float:
         hits = 0
         for q in qs:
             top = retriever.search(q["question"], k=5)
-            hits += any(e in p.chunk.text for p in top for e in q["evidence"])
+            hits += passage_hit_at_k([p.chunk.text for p in top], q["evidence"], 5)
         return hits / len(qs)
     finally:
         retriever.settings = original
