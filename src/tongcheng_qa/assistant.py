@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -82,6 +82,12 @@ def _turn(item: Turn | dict[str, str]) -> Turn:
     if role not in ("user", "assistant") or not isinstance(content, str):
         raise BadRequestError('Each history turn needs "role" ("user" or "assistant") and "content" (text).')
     return Turn(role, content)
+
+
+def _pieces(text: str, step: int = 8) -> Iterator[str]:
+    """A ready text in small pieces, so clients render it progressively like an LLM's."""
+    for i in range(0, len(text), step):
+        yield text[i : i + step]
 
 
 def _says_not_in_sources(text: str, lang: Lang) -> bool:
@@ -239,10 +245,14 @@ class Assistant:
         """Token events as the engine writes, then one final event with the verified Answer.
 
         The final answer's text is the verified one (markers renumbered, unsupported ones
-        dropped); clients should replace the streamed text with it.
+        dropped); clients should replace the streamed text with it. Bad input and an index
+        that is not ready raise here, before the first event, so a server can answer 4xx/503.
         """
         self.kb.check_ready()
-        s = self._retrieve(self._rewrite(self._state(question, history, engine, top_k, flt)))
+        return self._stream(self._state(question, history, engine, top_k, flt))
+
+    def _stream(self, state: _State) -> Iterator[StreamEvent]:
+        s = self._retrieve(self._rewrite(state))
         t = time.perf_counter()
         if not s.evidence:
             answer = self._finish(s, t, refusal_text(s.lang, s.passages), refused=True, engine="extractive")
@@ -251,6 +261,17 @@ class Assistant:
             return
         gen = self.generator(s.engine)
         request = GenerationRequest(s.standalone, s.lang, s.passages)
+        if gen is self._extractive:
+            # Deterministic and fast: verify first, then stream the verified text, so the
+            # streamed markers are already the final ones.
+            draft = self._extractive.compose(request, s.evidence)
+            answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
+            first_token = round((time.perf_counter() - s.t0) * 1000, 2)
+            answer = replace(answer, timings_ms={**answer.timings_ms, "first_token": first_token})
+            for piece in _pieces(answer.answer):
+                yield StreamEvent("token", text=piece)
+            yield StreamEvent("final", answer=answer)
+            return
         open_stream = getattr(gen, "open_stream", None)
         engine_used, pieces = open_stream(request) if open_stream else (gen.name, gen.stream(request))
         parts: list[str] = []
@@ -263,6 +284,10 @@ class Assistant:
         if first_token_ms is not None:
             s.timings["first_token"] = first_token_ms
         answer = self._verify(s, t, "".join(parts), False, engine_used)
-        if answer.refused and not "".join(parts).strip():
+        if answer.refused and engine_used != self._extractive.name:
+            # As in ask(): the LLM declined or wrote nothing supported, but evidence exists.
+            draft = self._extractive.compose(request, s.evidence)
+            answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
+        if not "".join(parts).strip():
             yield StreamEvent("token", text=answer.answer)
         yield StreamEvent("final", answer=answer)

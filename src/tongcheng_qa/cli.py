@@ -31,6 +31,10 @@ class _Ctx:
             self._settings = Settings(**overrides)
         return self._settings
 
+    def override(self, settings: Settings) -> None:
+        """Use these settings from now on (a command refined them with its options)."""
+        self._settings = settings
+
     def knowledge_base(self) -> Any:
         from .knowledge_base import KnowledgeBase
 
@@ -145,13 +149,6 @@ def search(
         click.echo()
 
 
-def answer_to_dict(answer: Any) -> dict[str, Any]:
-    """The Answer JSON of DESIGN.md."""
-    from dataclasses import asdict
-
-    return asdict(answer)
-
-
 def _print_answer(answer: Any) -> None:
     style = {"fg": "yellow"} if answer.refused else {}
     click.secho(answer.answer, **style)
@@ -182,7 +179,7 @@ def ask(obj: _Ctx, question: str, engine: str | None, as_json: bool) -> None:
 
     answer = Assistant(obj.settings, kb=obj.knowledge_base()).ask(question, engine=engine)
     if as_json:
-        click.echo(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
         _print_answer(answer)
 
@@ -266,20 +263,36 @@ def models(obj: _Ctx, build: bool, install_gguf: str | None, as_json: bool) -> N
 
 
 @main.command()
-@click.option("--corpus", "corpus", type=click.Path(path_type=Path), default=None, help="Corpus to index first (default: corpus/).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--corpus", "corpus", type=click.Path(path_type=Path), default=None,
+              help="Corpus to index first, and where articles added through the API are written (default: corpus/).")
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1, loopback; env TONGCHENG_QA_API__HOST).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8000; env TONGCHENG_QA_API__PORT).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (default 1). More than one needs TONGCHENG_QA_CHROMA__MODE=http.")
 @click.option("--no-ingest", is_flag=True, help="Serve the existing index without updating it first.")
 @click.pass_obj
-def serve(obj: _Ctx, corpus: Path | None, host: str, port: int, no_ingest: bool) -> None:
-    """Bring the index of the corpus up to date, then serve the API and the web page."""
+def serve(obj: _Ctx, corpus: Path | None, host: str | None, port: int | None, workers: int | None,
+          no_ingest: bool) -> None:
+    """Bring the index of the corpus up to date, then serve the API and the chat page."""
+    import os
+
     import uvicorn
 
-    from .api import create_app
+    from .errors import ConfigError
 
+    base = obj.settings
+    api = base.api.model_copy(update={k: v for k, v in (("host", host), ("port", port), ("workers", workers))
+                                      if v is not None})
+    settings = base.model_copy(update={"api": api, "corpus_dir": corpus or base.corpus_dir})
+    obj.override(settings)
+    if api.workers > 1 and settings.chroma.mode != "http":
+        raise ConfigError(
+            f"--workers {api.workers} needs a vector store the workers can share: start `chroma run --path DIR "
+            "--host 127.0.0.1 --port 8001` and set TONGCHENG_QA_CHROMA__MODE=http (or use --workers 1)."
+        )
     kb = obj.knowledge_base()
     if not no_ingest:
-        report = kb.ingest(corpus or obj.settings.corpus_dir, progress=True)
+        report = kb.ingest(settings.corpus_dir, progress=True)
         click.echo(
             f"Index up to date: {report.articles} articles ({report.added} added, {report.updated} updated, "
             f"{report.removed} removed); {report.chunks_embedded} chunks embedded.",
@@ -288,8 +301,17 @@ def serve(obj: _Ctx, corpus: Path | None, host: str, port: int, no_ingest: bool)
         for err in report.errors:
             click.echo(f"  skipped {err.file}: {err.reason}", err=True)
     kb.check_ready()
-    click.echo(f"Serving on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
-    uvicorn.run(create_app(obj.settings, kb=kb), host=host, port=port, log_level="warning")
+    click.echo(f"Serving on http://{api.host}:{api.port}/ with {api.workers} worker(s) (Ctrl+C to stop)", err=True)
+    if api.workers == 1:
+        from .api import create_app
+
+        uvicorn.run(create_app(settings, kb=kb), host=api.host, port=api.port, log_level="warning")
+        return
+    # Worker processes build their own settings from the environment: hand them the resolved paths.
+    os.environ["TONGCHENG_QA_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["TONGCHENG_QA_CORPUS_DIR"] = str(settings.corpus_dir.resolve())
+    uvicorn.run("tongcheng_qa.api.app:app_from_env", factory=True, host=api.host, port=api.port,
+                workers=api.workers, log_level="warning")
 
 
 @main.command("eval")

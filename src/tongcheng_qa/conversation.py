@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .errors import TongchengQAError
+from .errors import NotFoundError
 from .glossary import Glossary, GlossaryEntry, GlossaryMatch
 from .lang import detect_language
 from .types import Lang
@@ -486,7 +486,7 @@ class LLMRewriter:
 
 # ---------------------------------------------------------------------------- sessions
 
-class SessionNotFoundError(TongchengQAError):
+class SessionNotFoundError(NotFoundError):
     """A session id that the store does not know."""
 
     def __init__(self, session_id: str) -> None:
@@ -521,6 +521,10 @@ class SessionStore(Protocol):
 
     def append(self, session_id: str, turn: Turn, answer: Mapping[str, Any] | None = None) -> None:
         """Add a turn (and, for an assistant turn, the Answer JSON). Unknown id: SessionNotFoundError."""
+        ...
+
+    def extend(self, session_id: str, items: Sequence[tuple[Turn, Mapping[str, Any] | None]]) -> None:
+        """Add several turns atomically. Unknown id: SessionNotFoundError."""
         ...
 
     def history(self, session_id: str, last: int | None = None) -> list[Turn]:
@@ -583,18 +587,25 @@ class SQLiteSessionStore:
         return session_id
 
     def append(self, session_id: str, turn: Turn, answer: Mapping[str, Any] | None = None) -> None:
-        if turn.role not in ("user", "assistant"):
-            raise ValueError(f"turn.role must be 'user' or 'assistant', got {turn.role!r}")
-        payload = json.dumps(dict(answer), ensure_ascii=False) if answer is not None else None
+        self.extend(session_id, [(turn, answer)])
+
+    def extend(self, session_id: str, items: Sequence[tuple[Turn, Mapping[str, Any] | None]]) -> None:
+        """Append several turns in one transaction (a question and its answer: both or neither)."""
+        for turn, _ in items:
+            if turn.role not in ("user", "assistant"):
+                raise ValueError(f"turn.role must be 'user' or 'assistant', got {turn.role!r}")
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the next seq
             try:
                 self._require(conn, session_id)
                 (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = ?",
                                       (session_id,)).fetchone()
-                conn.execute(
+                now = time.time()
+                conn.executemany(
                     "INSERT INTO turns (session_id, seq, role, content, answer, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (session_id, seq, turn.role, turn.content, payload, time.time()),
+                    [(session_id, seq + i, turn.role, turn.content,
+                      json.dumps(dict(answer), ensure_ascii=False) if answer is not None else None, now)
+                     for i, (turn, answer) in enumerate(items)],
                 )
                 conn.execute("COMMIT")
             except BaseException:

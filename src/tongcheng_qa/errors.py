@@ -32,7 +32,11 @@ class StoreUnavailableError(TongchengQAError):
     """The vector store (e.g. a Chroma server) cannot be reached."""
 
 
-class ArticleNotFoundError(TongchengQAError):
+class NotFoundError(TongchengQAError):
+    """Something the caller named (an article, a session) does not exist."""
+
+
+class ArticleNotFoundError(NotFoundError):
     """An article id is not in the index."""
 
 

@@ -99,6 +99,23 @@ class AnswerSettings(BaseModel):
     rewrite_followups: bool = True
 
 
+class ApiSettings(BaseModel):
+    """The HTTP service: bind address, workers, admin token, limits, CORS."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    #: Worker processes. More than one needs a shared vector store (``chroma.mode=http``).
+    workers: int = Field(default=1, ge=1, le=64)
+    #: Token for the article admin endpoints (``Authorization: Bearer ...``); unset = disabled.
+    admin_token: SecretStr | None = None
+    #: Origins allowed to call the API from a browser (CORS); empty = same origin only.
+    cors_origins: list[str] = Field(default_factory=list)
+    #: Largest request body accepted, in bytes (articles included).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Question requests (ask, stream, chat completions) per client per minute; 0 = unlimited.
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TONGCHENG_QA_",
@@ -118,6 +135,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("data_dir", "corpus_dir", "cache_dir", mode="after")
     @classmethod
@@ -127,3 +145,7 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.data_dir / "sessions.sqlite3"

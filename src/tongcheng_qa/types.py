@@ -6,8 +6,8 @@ Citation and Answer are defined by the answer contract in DESIGN.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 Lang = Literal["zh", "en"]
 
@@ -116,3 +116,7 @@ class Answer:
     retrieved: tuple[RetrievedRef, ...] = ()
     engine: str = "extractive"
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Answer JSON of DESIGN.md (API, CLI ``--json``, eval results)."""
+        return asdict(self)

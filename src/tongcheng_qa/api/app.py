@@ -1,102 +1,89 @@
-"""FastAPI application factory. Routes are thin; the KnowledgeBase does the work."""
+"""FastAPI application factory: services built once at start-up, thin routers, one error map.
+
+``create_app(settings)`` is what ``tongcheng-qa serve`` runs; ``app_from_env()`` is the
+factory uvicorn's worker processes import (settings from ``TONGCHENG_QA_*``).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
-from ..errors import (
-    BadRequestError,
-    IndexNotReadyError,
-    StoreUnavailableError,
-    TongchengQAError,
-)
+from ..articles import ArticleCatalog
+from ..assistant import Assistant
+from ..conversation import SQLiteSessionStore
 from ..knowledge_base import KnowledgeBase
 from ..settings import Settings
-from ..stores.base import SearchFilter
+from .deps import Services
+from .errors import install_error_handlers
+from .limits import BodySizeLimit, RateLimiter
+from .routes import articles, ask, chat, health, sessions
 
 WEB_DIR = Path(__file__).parent / "web"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
+log = logging.getLogger("tongcheng_qa.api")
+
+#: The chat page loads only its own script and stylesheet: injected markup could not run.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
-class PassageOut(BaseModel):
-    article_id: str
-    chunk_id: str
-    title: str
-    date: str | None
-    source: str | None
-    url: str | None
-    score: float
-    text: str
-    start: int
-    end: int
+def build_services(settings: Settings, kb: KnowledgeBase | None = None,
+                   assistant: Assistant | None = None) -> Services:
+    assistant = assistant or Assistant(settings, kb=kb)
+    return Services(
+        settings=settings,
+        assistant=assistant,
+        sessions=SQLiteSessionStore(settings.sessions_path),
+        catalog=ArticleCatalog(assistant.kb, settings.corpus_dir),
+        limiter=RateLimiter(settings.api.rate_limit_per_minute),
+    )
 
 
-class ErrorOut(BaseModel):
-    error: str = Field(description="What went wrong and how to fix it.")
+def create_app(settings: Settings, kb: KnowledgeBase | None = None, assistant: Assistant | None = None) -> FastAPI:
+    """The API and chat page. ``kb`` / ``assistant`` let tests and the CLI pass prepared ones."""
 
-
-def create_app(settings: Settings, kb: KnowledgeBase | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb = kb or KnowledgeBase(settings)
-        _ = app.state.kb.embedder  # load the model once, at start-up
+        svc = build_services(settings, kb, assistant)
+        _ = svc.assistant.kb.embedder  # load the embedding model now, not on the first question
+        app.state.services = svc
         yield
 
-    app = FastAPI(title="tongcheng_qa", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="tongcheng_qa",
+        version="0.1.0",
+        summary="Bilingual (中文/English) questions and answers with verified citations, over news about the "
+                "Jinshi cooperative industrial park and Chengdu metropolitan integration.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (ask.router, chat.router, sessions.router, articles.router, health.router):
+        app.include_router(router)
+    if settings.api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
 
-    @app.exception_handler(TongchengQAError)
-    async def _domain_error(request: Request, exc: TongchengQAError) -> JSONResponse:
-        status = 503 if isinstance(exc, (IndexNotReadyError, StoreUnavailableError)) else 400
-        return JSONResponse({"error": str(exc)}, status_code=status)
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", responses={503: {"model": ErrorOut}})
-    def readyz(request: Request) -> dict[str, object]:
-        kb_: KnowledgeBase = request.app.state.kb
-        kb_.check_ready()
-        return {"status": "ready", "articles": len(kb_.index.docstore.article_hashes()), "model": kb_.index.model_name}
-
-    @app.get("/v1/search", responses={400: {"model": ErrorOut}, 503: {"model": ErrorOut}})
-    def search(
-        request: Request,
-        q: Annotated[str, Query(min_length=1, max_length=2000, description="The question")],
-        k: Annotated[int, Query(ge=1, le=50)] = 5,
-        date_from: Annotated[str | None, Query(pattern=_DATE)] = None,
-        date_to: Annotated[str | None, Query(pattern=_DATE)] = None,
-        article: Annotated[list[str] | None, Query()] = None,
-    ) -> list[PassageOut]:
-        if not q.strip():
-            raise BadRequestError("The question is empty: pass some text in `q`.")
-        flt = SearchFilter(date_from=date_from, date_to=date_to, article_ids=tuple(article) if article else None)
-        passages = request.app.state.kb.search(q, k=k, flt=flt)
-        return [
-            PassageOut(
-                article_id=p.article_id,
-                chunk_id=p.chunk_id,
-                title=p.meta.title,
-                date=p.meta.date,
-                source=p.meta.source,
-                url=p.meta.url,
-                score=p.score,
-                text=p.chunk.text,
-                start=p.chunk.start,
-                end=p.chunk.end,
-            )
-            for p in passages
-        ]
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
     def index_page() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html")
+        return FileResponse(WEB_DIR / "index.html", headers=PAGE_HEADERS)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` worker processes: everything from the environment."""
+    return create_app(Settings())

@@ -94,7 +94,7 @@ def result_line(run: QuestionRun) -> dict[str, Any]:
     q = run.question
     return {
         "id": q.id,
-        "answer": asdict(run.answer) if run.answer is not None else None,
+        "answer": run.answer.to_dict() if run.answer is not None else None,
         "question": q.question,
         "lang": q.lang,
         "type": q.type,

@@ -137,11 +137,17 @@ class DocStore:
             ).fetchone()
         return None if row is None else Article(*row)
 
-    def list_articles(self) -> list[ArticleSummary]:
+    def list_articles(self, keyword: str | None = None) -> list[ArticleSummary]:
+        """All articles by id; with ``keyword``, those whose title, source or body contains it
+        (case-insensitive for Latin letters)."""
+        sql = "SELECT article_id, title, date, source, url, n_chunks, content_hash FROM articles"
+        params: tuple[str, ...] = ()
+        if keyword:
+            like = "%" + keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += " WHERE title LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\' OR COALESCE(source, '') LIKE ? ESCAPE '\\'"
+            params = (like, like, like)
         with self._connect() as con:
-            rows = con.execute(
-                "SELECT article_id, title, date, source, url, n_chunks, content_hash FROM articles ORDER BY article_id"
-            ).fetchall()
+            rows = con.execute(sql + " ORDER BY article_id", params).fetchall()
         return [ArticleSummary(ArticleMeta(*r[:5]), r[5], r[6]) for r in rows]
 
     # -- writes ------------------------------------------------------------------------
