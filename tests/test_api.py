@@ -346,3 +346,31 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     ask = paths["/v1/ask"]["post"]
     assert ask["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("AnswerOut")
     assert "400" in ask["responses"] and "429" in ask["responses"]
+
+
+# -- the LLM path through the API (scripted chat model; the real server is in test_api_live/test_faults) --
+
+def test_llm_stream_over_sse_ends_with_the_verified_answer(settings: Settings, kb: KnowledgeBase) -> None:
+    from fakes_llm import ScriptedChatModel
+
+    from tongcheng_qa.assistant import Assistant
+    from tongcheng_qa.generators.extractive import ExtractiveGenerator
+    from tongcheng_qa.generators.fallback import FallbackGenerator
+    from tongcheng_qa.generators.openai_compat import ChatModelGenerator
+
+    model = ScriptedChatModel()
+    llm = FallbackGenerator(ChatModelGenerator(model), ExtractiveGenerator(kb.index), 5.0)
+    assistant = Assistant(settings, kb=kb, generators={"openai": llm})  # type: ignore[dict-item]
+    passages = kb.search("金什合作产业园入驻企业有几家", k=6)
+    right = next(i for i, p in enumerate(passages, 1) if "入驻企业4家" in p.chunk.text)
+    model.enqueue(f"目前入驻企业4家[{right}],另有3家正在洽谈[9]。")
+    with TestClient(create_app(_settings(settings), assistant=assistant)) as client:
+        events = _events(client.post("/v1/ask/stream", json={"question": "金什合作产业园入驻企业有几家?",
+                                                              "engine": "openai"}).text)
+    assert [n for n, _ in events][-2:] == ["final", "done"]
+    streamed = "".join(d["text"] for n, d in events if n == "token")
+    final = events[-2][1]
+    assert f"[{right}]" in streamed and "[9]" in streamed  # the raw LLM text streams as written ...
+    assert final["engine"] == "llm" and "[9]" not in final["answer"]  # ... the final answer is verified
+    assert [c["n"] for c in final["citations"]] == [1] and "入驻企业4家" in final["citations"][0]["quote"]
+    _check_answer(final, kb)
