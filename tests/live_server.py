@@ -38,6 +38,7 @@ class ApiServer:
         *,
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
+        global_args: Sequence[str] = (),
         port: int | None = None,
         ready_timeout_s: float = 240.0,
     ) -> None:
@@ -46,13 +47,14 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                     "ANONYMIZED_TELEMETRY": "False", **(env or {})}
-        self.args = list(args)
+        self.args = list(args)  # after `serve`
+        self.global_args = list(global_args)  # before it, e.g. ["-v"]
         self.ready_timeout_s = ready_timeout_s
         self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        cmd = [sys.executable, "-m", "tongcheng_qa.cli", "--data-dir", str(self.data_dir), "serve",
+        cmd = [sys.executable, "-m", "tongcheng_qa.cli", *self.global_args, "--data-dir", str(self.data_dir), "serve",
                "--corpus", str(self.corpus_dir), "--port", str(self.port), *self.args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
