@@ -35,7 +35,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from live_server import ApiServer  # noqa: E402
+from live_server import ApiServer
 
 
 def questions() -> list[str]:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chroma_server import ChromaServer, free_port
 from fakes import HashEmbedder
 
 from tongcheng_qa.errors import StoreUnavailableError
@@ -21,53 +16,9 @@ from tongcheng_qa.settings import ChromaSettings, Settings
 pytestmark = pytest.mark.chroma_server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _chroma_exe() -> str:
-    exe = Path(sys.executable).with_name("chroma")
-    return str(exe) if exe.exists() else (shutil.which("chroma") or "chroma")
-
-
-class ChromaServer:
-    def __init__(self, path: Path, port: int) -> None:
-        self.path, self.port = path, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.path.parent / f"chroma-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [_chroma_exe(), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("chroma run exited early; see its log") from None
-                time.sleep(0.2)
-        raise RuntimeError("chroma server did not come up in 60 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
-    srv = ChromaServer(tmp_path / "chroma-server", _free_port())
+    srv = ChromaServer(tmp_path / "chroma-server", free_port())
     srv.start()
     yield srv
     srv.stop()
@@ -114,7 +65,7 @@ def test_server_restart_keeps_vectors(tmp_path: Path, corpus_dir: Path, chroma_s
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
-    settings = _http_settings(tmp_path, _free_port())
+    settings = _http_settings(tmp_path, free_port())
     with pytest.raises(StoreUnavailableError) as info:
         KnowledgeBase(settings, embedder=HashEmbedder())
     msg = str(info.value)

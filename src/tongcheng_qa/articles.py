@@ -20,7 +20,12 @@ from typing import Literal
 import yaml
 
 from .corpus import DEFAULT_MAX_BYTES, load_article
-from .errors import ArticleNotFoundError, BadRequestError, CorpusError, StoreUnavailableError
+from .errors import (
+    ArticleNotFoundError,
+    BadRequestError,
+    CorpusError,
+    StoreUnavailableError,
+)
 from .knowledge_base import KnowledgeBase
 from .stores.docstore import ArticleSummary
 from .types import Article
@@ -119,6 +124,8 @@ class ArticleCatalog:
             raise BadRequestError("The article needs a title.")
         if not draft.body.strip():
             raise BadRequestError("The article body is empty; send the article text in `body`.")
+        if any("\x00" in (v or "") for v in (draft.title, draft.body, draft.source, draft.url)):
+            raise BadRequestError("The article contains NUL characters (\\u0000); send plain text.")
         article_id = _check_id(draft.article_id) if draft.article_id else _default_id(draft)
         path = self._path(article_id)
         data = _markdown(draft).encode("utf-8")

@@ -7,6 +7,7 @@ engines and citation verifier. The API, CLI, chat UI and evaluation harness all 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,8 @@ from .prompts import NOT_IN_SOURCES
 from .settings import Settings
 from .stores.base import SearchFilter
 from .types import Answer, Lang, Passage, RetrievedRef
+
+log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20
@@ -262,25 +265,26 @@ class Assistant:
         gen = self.generator(s.engine)
         request = GenerationRequest(s.standalone, s.lang, s.passages)
         if gen is self._extractive:
-            # Deterministic and fast: verify first, then stream the verified text, so the
-            # streamed markers are already the final ones.
-            draft = self._extractive.compose(request, s.evidence)
-            answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
-            first_token = round((time.perf_counter() - s.t0) * 1000, 2)
-            answer = replace(answer, timings_ms={**answer.timings_ms, "first_token": first_token})
-            for piece in _pieces(answer.answer):
-                yield StreamEvent("token", text=piece)
-            yield StreamEvent("final", answer=answer)
+            yield from self._extractive_events(s, t, request)
             return
         open_stream = getattr(gen, "open_stream", None)
         engine_used, pieces = open_stream(request) if open_stream else (gen.name, gen.stream(request))
+        if engine_used == self._extractive.name:  # the LLM failed before its first token
+            yield from self._extractive_events(s, t, request)
+            return
         parts: list[str] = []
         first_token_ms: float | None = None
-        for piece in pieces:
-            if first_token_ms is None:
-                first_token_ms = (time.perf_counter() - s.t0) * 1000
-            parts.append(piece)
-            yield StreamEvent("token", text=piece)
+        try:
+            for piece in pieces:
+                if first_token_ms is None:
+                    first_token_ms = (time.perf_counter() - s.t0) * 1000
+                parts.append(piece)
+                yield StreamEvent("token", text=piece)
+        except Exception as exc:  # noqa: BLE001 - the LLM broke off mid-answer: the evidence answers
+            log.warning("LLM stream broke off (%s); answering extractively", type(exc).__name__)
+            draft = self._extractive.compose(request, s.evidence)
+            yield StreamEvent("final", answer=self._verify(s, t, draft.text, draft.refused, self._extractive.name))
+            return
         if first_token_ms is not None:
             s.timings["first_token"] = first_token_ms
         answer = self._verify(s, t, "".join(parts), False, engine_used)
@@ -290,4 +294,15 @@ class Assistant:
             answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
         if not "".join(parts).strip():
             yield StreamEvent("token", text=answer.answer)
+        yield StreamEvent("final", answer=answer)
+
+    def _extractive_events(self, s: _State, t: float, request: GenerationRequest) -> Iterator[StreamEvent]:
+        """The extractive answer, verified first and then streamed, so the streamed markers
+        are already the final ones."""
+        draft = self._extractive.compose(request, s.evidence)
+        answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
+        first_token = round((time.perf_counter() - s.t0) * 1000, 2)
+        answer = replace(answer, timings_ms={**answer.timings_ms, "first_token": first_token})
+        for piece in _pieces(answer.answer):
+            yield StreamEvent("token", text=piece)
         yield StreamEvent("final", answer=answer)

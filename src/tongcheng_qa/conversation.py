@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .errors import NotFoundError
+from .errors import NotFoundError, StoreUnavailableError
 from .glossary import Glossary, GlossaryEntry, GlossaryMatch
 from .lang import detect_language
 from .types import Lang
@@ -566,12 +566,28 @@ class SQLiteSessionStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        """A connection; SQLite's "locked", "full", I/O errors become a StoreUnavailableError with the fix."""
         try:
-            conn.execute("PRAGMA foreign_keys=ON")
-            yield conn
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            try:
+                conn.execute("PRAGMA foreign_keys=ON")
+                yield conn
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(self._explain(exc)) from exc
+
+    def _explain(self, exc: sqlite3.OperationalError) -> str:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return (f"The sessions database {self.path} is locked by another connection (waited "
+                    f"{self.timeout_s:g} s): retry in a moment; if it stays locked, end the program that holds it "
+                    "(e.g. an open `sqlite3` shell or a backup in a transaction).")
+        if "full" in text:
+            return (f"The sessions database {self.path} cannot grow: the disk is full. Free space on that disk "
+                    "(or point TONGCHENG_QA_DATA_DIR at a disk with room) and retry; stored sessions are intact.")
+        return (f"The sessions database {self.path} cannot be used ({text}); check that the data folder exists, "
+                "is writable by the server and that its disk is healthy.")
 
     @staticmethod
     def _require(conn: sqlite3.Connection, session_id: str) -> float:
@@ -609,7 +625,8 @@ class SQLiteSessionStore:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full, busy, I/O error)
+                    conn.execute("ROLLBACK")
                 raise
 
     def _turns(self, conn: sqlite3.Connection, session_id: str, last: int | None) -> list[StoredTurn]:

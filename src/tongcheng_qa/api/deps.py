@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,12 +29,16 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+#: A route parameter ``svc: ServicesDep`` receives the Services.
+ServicesDep = Annotated[Services, Depends(services)]
+
+
 _bearer = HTTPBearer(auto_error=False, description="The admin token (setting api.admin_token).")
 
 
 def require_admin(
-    svc: Services = Depends(services),
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    svc: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     token = svc.settings.api.admin_token
     if token is None or not token.get_secret_value():
@@ -49,7 +54,7 @@ def client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def rate_limited(request: Request, svc: Services = Depends(services)) -> None:
+def rate_limited(request: Request, svc: ServicesDep) -> None:
     wait = svc.limiter.check(client_key(request))
     if wait > 0:
         raise HTTPException(429, f"Too many questions from this client: the limit is "

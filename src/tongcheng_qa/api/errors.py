@@ -42,11 +42,20 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
+NOT_JSON = ("The request body is not valid JSON; send a JSON object encoded as UTF-8 "
+            "with Content-Type: application/json.")
+NOT_UTF8 = ("The request body is not valid UTF-8; send a JSON object encoded as UTF-8 "
+            "with Content-Type: application/json.")
+#: pydantic's message for a string with a lone surrogate (``"\ud800"``, or CESU-8 bytes).
+NOT_UNICODE = "not valid Unicode text (an unpaired surrogate such as \\ud800, or bytes that are not UTF-8)"
+
+
 def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors[:5]:
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        msg = NOT_UNICODE if err.get("type") == "string_unicode" else err.get("msg", "invalid")
+        parts.append(f"{loc}: {msg}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return "Invalid request: " + "; ".join(parts) + more
 
@@ -63,15 +72,17 @@ def install_error_handlers(app: FastAPI) -> None:
             tuple(e.get("loc", ())) == ("body",) and e.get("type") in ("model_attributes_type", "dict_type")
             for e in errors
         ):
-            return error_response(400, "The request body is not valid JSON; send a JSON object "
-                                       "with Content-Type: application/json.")
+            return error_response(400, NOT_JSON)
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
         return error_response(422, _describe(errors), detail=detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-        if exc.status_code == 404 and message == "Not Found":
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            # FastAPI's message when reading the JSON body fails other than by a syntax error (not UTF-8)
+            message = NOT_UTF8 if isinstance(exc.__cause__, UnicodeDecodeError) else NOT_JSON
+        elif exc.status_code == 404 and message == "Not Found":
             message = f"No such endpoint: {request.method} {request.url.path}. See /docs for the API."
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}. See /docs for the API."

@@ -155,6 +155,8 @@ class LLMStatusOut(BaseModel):
 
 class ReadyOut(BaseModel):
     status: Literal["ready"]
+    instance: str = Field(description="A random id of the serving process (new on each start): with several "
+                                      "workers, tells them apart.")
     articles: int
     chunks: int
     vectors: int
@@ -173,7 +175,11 @@ class ChatMessageIn(BaseModel):
 
 
 class ChatCompletionIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # temperature, top_p, ... are accepted and ignored
+    model_config = ConfigDict(  # temperature, top_p, ... are accepted and ignored
+        extra="ignore",
+        json_schema_extra={"examples": [{"model": "tongcheng-qa",
+                                         "messages": [{"role": "user", "content": "金什合作产业园入驻了几家企业?"}]}]},
+    )
 
     model: Annotated[str, StringConstraints(max_length=64)] = "tongcheng-qa"
     messages: Annotated[list[ChatMessageIn], Field(min_length=1, max_length=2 * MAX_HISTORY_TURNS + 2)]

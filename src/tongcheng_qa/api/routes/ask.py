@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from ...assistant import MAX_HISTORY_TURNS
+from ...assistant import MAX_HISTORY_TURNS, StreamEvent
 from ...conversation import Turn
 from ...errors import BadRequestError, TongchengQAError
 from ...stores.base import SearchFilter
 from ...types import Answer
-from ..deps import Services, rate_limited, services
+from ..deps import Services, ServicesDep, rate_limited
 from ..errors import log
 from ..schemas import AnswerOut, AskIn, ErrorOut
 from ..sse import SSE_HEADERS, sse
@@ -41,6 +42,13 @@ def _history(svc: Services, body: AskIn) -> list[Turn]:
     return [Turn(t.role, t.content) for t in body.history or ()]
 
 
+def started(events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+    """Run a stream up to its first event before the status line is sent: retrieval happens
+    there, so a vector store that is down is a 503 JSON error, not an error event after a 200."""
+    first = next(events, None)
+    return chain([first] if first is not None else [], events)
+
+
 def _record(svc: Services, session_id: str | None, question: str, answer: Answer) -> dict[str, Any]:
     out = answer.to_dict()
     if session_id:
@@ -51,7 +59,7 @@ def _record(svc: Services, session_id: str | None, question: str, answer: Answer
 
 @router.post("/v1/ask", response_model=AnswerOut, responses=ERRORS, dependencies=[Depends(rate_limited)],
              summary="Answer a question with verified citations")
-def ask(body: AskIn, svc: Services = Depends(services)) -> dict[str, Any]:
+def ask(body: AskIn, svc: ServicesDep) -> dict[str, Any]:
     """The Answer JSON of DESIGN.md. With ``session_id`` the session's history is used and the
     question and answer are added to it."""
     history = _history(svc, body)
@@ -66,13 +74,13 @@ def ask(body: AskIn, svc: Services = Depends(services)) -> dict[str, Any]:
     dependencies=[Depends(rate_limited)],
     summary="Answer a question, streamed as Server-Sent Events",
 )
-def ask_stream(body: AskIn, svc: Services = Depends(services)) -> StreamingResponse:
+def ask_stream(body: AskIn, svc: ServicesDep) -> StreamingResponse:
     """Events: ``token`` (``{"text": delta}``) as the answer is written, then ``final`` (the
     verified Answer JSON, whose ``answer`` text replaces the streamed one), then ``done``.
     A failure after the stream started is an ``error`` event (``{"error": message}``)."""
     history = _history(svc, body)
-    events = svc.assistant.stream(body.question, history, engine=body.engine, top_k=body.top_k,
-                                  flt=_filter(body))  # bad input raises here, before any byte is sent
+    events = started(svc.assistant.stream(body.question, history, engine=body.engine, top_k=body.top_k,
+                                          flt=_filter(body)))  # bad input, store down: raise here, before any byte
 
     def frames() -> Iterator[str]:
         try:
@@ -96,12 +104,12 @@ _DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 @router.get("/v1/search", responses=ERRORS, summary="Ranked passages for a question (no answer)")
 def search(
+    svc: ServicesDep,
     q: Annotated[str, Query(min_length=1, max_length=2000, description="The question")],
     k: Annotated[int, Query(ge=1, le=50)] = 5,
     date_from: Annotated[str | None, Query(pattern=_DATE)] = None,
     date_to: Annotated[str | None, Query(pattern=_DATE)] = None,
     article: Annotated[list[str] | None, Query()] = None,
-    svc: Services = Depends(services),
 ) -> list[dict[str, Any]]:
     if not q.strip():
         raise BadRequestError("The question is empty: pass some text in `q`.")

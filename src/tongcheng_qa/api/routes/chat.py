@@ -19,11 +19,11 @@ from ...assistant import MAX_HISTORY_TURNS
 from ...conversation import Turn
 from ...errors import BadRequestError, TongchengQAError
 from ...generators.registry import ENGINES
-from ..deps import Services, rate_limited, services
+from ..deps import ServicesDep, rate_limited
 from ..errors import log
 from ..schemas import ChatCompletionIn, ChatCompletionOut, ChatMessageIn, ModelListOut
 from ..sse import SSE_HEADERS, sse
-from .ask import ERRORS
+from .ask import ERRORS, started
 
 router = APIRouter(tags=["openai-compatible"])
 MODEL_NAME = "tongcheng-qa"
@@ -61,7 +61,7 @@ def list_models() -> dict[str, Any]:
     dependencies=[Depends(rate_limited)],
     summary="OpenAI-compatible chat completion, with citations",
 )
-def chat_completions(body: ChatCompletionIn, svc: Services = Depends(services)) -> Any:
+def chat_completions(body: ChatCompletionIn, svc: ServicesDep) -> Any:
     question, history = _conversation(body.messages)
     engine = _engine(body.model)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -75,7 +75,7 @@ def chat_completions(body: ChatCompletionIn, svc: Services = Depends(services)) 
             "refused": answer.refused,
         }
 
-    events = svc.assistant.stream(question, history, engine=engine)
+    events = started(svc.assistant.stream(question, history, engine=engine))  # errors before the status line
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return sse(None, {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,

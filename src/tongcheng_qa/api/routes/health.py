@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from ...settings import LLMSettings
-from ..deps import Services, services
+from ..deps import ServicesDep
 from ..schemas import ErrorOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 LLM_PROBE_TIMEOUT_S = 2.0
+#: Identifies this process in /readyz (random, not the pid): each uvicorn worker imports this anew.
+INSTANCE = uuid.uuid4().hex[:12]
 
 
 def llm_status(llm: LLMSettings) -> dict[str, Any]:
@@ -28,6 +31,14 @@ def llm_status(llm: LLMSettings) -> dict[str, Any]:
         if res.status_code >= 400:
             return {"configured": True, "reachable": False, "base_url": llm.base_url,
                     "error": f"{url} answered HTTP {res.status_code}; answers fall back to the extractive engine"}
+        try:
+            models = res.json()
+        except ValueError:
+            models = None
+        if not isinstance(models, dict) or not isinstance(models.get("data"), list):
+            return {"configured": True, "reachable": False, "base_url": llm.base_url,
+                    "error": f"{url} did not answer like an OpenAI-compatible server (no model list); "
+                             "answers fall back to the extractive engine"}
         return {"configured": True, "reachable": True, "base_url": llm.base_url}
     if llm.gguf_path:
         ok = llm.gguf_path.is_file()
@@ -43,11 +54,12 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ErrorOut}},
             summary="Readiness: index and model loaded; LLM reachable or not")
-def readyz(svc: Services = Depends(services)) -> dict[str, Any]:
+def readyz(svc: ServicesDep) -> dict[str, Any]:
     kb = svc.assistant.kb
     kb.check_ready()  # 503 with the fix when the index is empty or built with another model
     return {
         "status": "ready",
+        "instance": INSTANCE,
         "articles": len(kb.index.docstore.article_hashes()),
         "chunks": len(kb.index.snapshot().chunks),
         "vectors": kb.index.vectors.count(),  # 503 with a clear message when a Chroma server is down

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
-from ..deps import Services, services
+from ..deps import ServicesDep
 from ..schemas import ErrorOut, SessionCreatedOut, SessionOut
 
 router = APIRouter(tags=["sessions"])
@@ -15,7 +15,7 @@ router = APIRouter(tags=["sessions"])
 
 @router.post("/v1/sessions", status_code=201, response_model=SessionCreatedOut, responses={503: {"model": ErrorOut}},
              summary="Start a conversation")
-def create_session(svc: Services = Depends(services)) -> dict[str, Any]:
+def create_session(svc: ServicesDep) -> dict[str, Any]:
     """A new empty session. Send its ``session_id`` with questions to /v1/ask or /v1/ask/stream."""
     return {"session_id": svc.sessions.create(), "created_at": time.time()}
 
@@ -23,7 +23,7 @@ def create_session(svc: Services = Depends(services)) -> dict[str, Any]:
 @router.get("/v1/sessions/{session_id}", response_model=SessionOut,
             responses={404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
             summary="A conversation's history, with the citations of every answer")
-def get_session(session_id: str = Path(max_length=64), svc: Services = Depends(services)) -> dict[str, Any]:
+def get_session(session_id: Annotated[str, Path(max_length=64)], svc: ServicesDep) -> dict[str, Any]:
     session = svc.sessions.get(session_id)
     return {
         "session_id": session.session_id,
