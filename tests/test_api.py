@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from fakes import HashEmbedder
 from fastapi.testclient import TestClient
+from sse_events import parse_sse as _events
 
 from tongcheng_qa.api import create_app
 from tongcheng_qa.knowledge_base import KnowledgeBase
@@ -56,16 +56,6 @@ def _check_answer(out: dict[str, Any], kb: KnowledgeBase) -> None:
         assert f"[{c['n']}]" in out["answer"]
     for r in out["retrieved"]:
         assert set(r) == {"chunk_id", "article_id", "score"}
-
-
-def _events(text: str) -> list[tuple[str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        name = next((ln[7:] for ln in lines if ln.startswith("event: ")), "message")
-        data = "\n".join(ln[6:] for ln in lines if ln.startswith("data: "))
-        events.append((name, json.loads(data) if data != "[DONE]" else data))
-    return events
 
 
 # -- answers ---------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sse_events import parse_sse as _events
 
 from tongcheng_qa.api import create_app
 from tongcheng_qa.conversation import SQLiteSessionStore
@@ -176,16 +177,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app, _ = _app(tmp_path_factory.mktemp("fuzz-questions"))
     with TestClient(app) as c:
         yield c
-
-
-def _events(text: str) -> list[tuple[str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        name = next((ln[7:] for ln in lines if ln.startswith("event: ")), "message")
-        data = "\n".join(ln[6:] for ln in lines if ln.startswith("data: "))
-        events.append((name, json.loads(data) if data != "[DONE]" else data))
-    return events
 
 
 def ask_everywhere(client: TestClient, question: str, **extra: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from chroma_server import ChromaServer, free_port
 from fakes import HashEmbedder
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sse_events import parse_sse as _events
 
 from tongcheng_qa.api import create_app
 from tongcheng_qa.conversation import SQLiteSessionStore
@@ -33,16 +34,6 @@ from tongcheng_qa.settings import ChromaSettings, Settings
 QUESTION = "金什合作产业园入驻企业有几家?"
 FACT = "4家"
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "')
-
-
-def _events(text: str) -> list[tuple[str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        name = next((ln[7:] for ln in lines if ln.startswith("event: ")), "message")
-        data = "\n".join(ln[6:] for ln in lines if ln.startswith("data: "))
-        events.append((name, json.loads(data) if data != "[DONE]" else data))
-    return events
 
 
 def _json_error(res: Any, status: int) -> str:
