@@ -288,8 +288,7 @@ class Assistant:
         if first_token_ms is not None:
             s.timings["first_token"] = first_token_ms
         answer = self._verify(s, t, "".join(parts), False, engine_used)
-        if answer.refused and engine_used != self._extractive.name:
-            # As in ask(): the LLM declined or wrote nothing supported, but evidence exists.
+        if answer.refused:  # as in ask(): the LLM declined or wrote nothing supported, but evidence exists
             draft = self._extractive.compose(request, s.evidence)
             answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
         if not "".join(parts).strip():
