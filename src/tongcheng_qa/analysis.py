@@ -10,14 +10,16 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from .glossary import Glossary
 from .lexical import STOPWORDS, LexicalTokenizer
 from .types import Lang
 
-AnswerType = Literal["number", "date", "person", "name", "other"]
+AnswerType = Literal["ratio", "number", "date", "title", "person", "name", "other"]
 
 _NUMBER_Q = re.compile(
     r"多少|(?<!哪)几[个家条项年月天位名种所次岁]?|多大|多高|多长|多久|比例|股比|占比|份额|"
@@ -29,6 +31,19 @@ _DATE_Q = re.compile(
     r"何时|什么时候|哪一?年|哪个月|几月|几号|哪天|日期|\bwhen\b|\bwhat (?:year|month|date|day)\b|\bwhich year\b",
     re.IGNORECASE,
 )
+#: A proportion (股比, 占比, "what ratio"): answered by "6∶4", "60%", "三成", not by any number.
+_RATIO_Q = re.compile(
+    r"比例|股比|占比|持股比|股权比|\bratio\b|\bproportion\b|\bpercentage\b|\bwhat share\b|"
+    r"\b(?:shareholding|ownership|equity|stake|revenue|tax|profit)[- ]split\b",
+    re.IGNORECASE,
+)
+#: A post someone holds (李波担任什么职务? What is Li Bo's position?): answered by a title.
+_TITLE_Q = re.compile(
+    r"职务|职位|头衔|担任什么|任什么职|什么职|"
+    r"\b(?:what|which) (?:position|post|title)\b|\b(?:position|post|title) (?:does|did|do|is|was)\b|"
+    r"'s (?:position|post|title)\b",
+    re.IGNORECASE,
+)
 _PERSON_Q = re.compile(r"谁|哪位|\bwho\b|\bwhom\b|\bwhose name\b", re.IGNORECASE)
 _NAME_Q = re.compile(
     r"哪几家|哪家|哪些(?:企业|公司|单位|机构)|(?:企业|公司|单位|机构)(?:的)?(?:名称|名字|叫什么)|叫什么|"
@@ -37,6 +52,15 @@ _NAME_Q = re.compile(
 )
 
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千两半]+[个家条项名位种次座栋所年月天日亿万元倍成批期]")
+_HAS_RATIO = re.compile(
+    r"\d+(?:\.\d+)?\s*[∶:：比]\s*\d+|\d+(?:\.\d+)?\s*[%％]|百分之|\d+(?:\.\d+)? ?percent\b|一半|半数|过半|"
+    r"[一二三四五六七八九十\d]成(?![立功为员本果绩就熟型不])",
+    re.IGNORECASE,
+)
+_HAS_TITLE = re.compile(
+    r"主任|书记|经理|局长|区长|市长|县长|镇长|董事长|总经理|总裁|院长|部长|处长|科长|主席|秘书长|负责人|总监|厂长|"
+    r"所长|校长|会长|理事长|委员|专员|总工程师|首席[\u4e00-\u9fff]{1,3}官|创始人|董事|监事|行长|馆长|站长|队长|社长|台长"
+)
 _HAS_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*[日号]|年[前后初底末]|[上下]半年|今年|去年|明年|\b(19|20)\d{2}\b")
 _HAS_PERSON = re.compile(
     r"主任|书记|经理|局长|区长|市长|县长|董事长|总裁|院长|部长|处长|科长|主席|说|表示|介绍|告诉|指出|[A-Z][a-z]+ [A-Z][a-z]+"
@@ -56,6 +80,9 @@ class Term:
     forms: tuple[str, ...]  # any of these (lowercased, width-folded) in a sentence counts
     weight: float  # IDF-like importance
     partial: bool = True  # Chinese terms earn partial credit for their characters
+    kind: AnswerType | None = None  # a type word (股比): matched by content of that kind instead
+    #: extra credit from the text's other ways of naming it (a city's abbreviation in 成眉)
+    alias_credit: Callable[[str], float] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -77,8 +104,12 @@ def fold(text: str) -> str:
 def answer_type(question: str) -> AnswerType:
     if _DATE_Q.search(question):
         return "date"
+    if _RATIO_Q.search(question):
+        return "ratio"
     if _NUMBER_Q.search(question):
         return "number"
+    if _TITLE_Q.search(question):
+        return "title"
     if _PERSON_Q.search(question):
         return "person"
     if _NAME_Q.search(question):
@@ -87,6 +118,10 @@ def answer_type(question: str) -> AnswerType:
 
 
 def type_fits(kind: AnswerType, sentence: str) -> bool:
+    if kind == "ratio":
+        return bool(_HAS_RATIO.search(sentence))
+    if kind == "title":
+        return bool(_HAS_TITLE.search(sentence))
     if kind == "number":
         return bool(_HAS_NUMBER.search(sentence))
     if kind == "date":
@@ -98,13 +133,25 @@ def type_fits(kind: AnswerType, sentence: str) -> bool:
     return True
 
 
-#: Words that name the kind of answer rather than its content ("what position", "which
+#: Words that name the kind of answer rather than its content ("what name", "which
 #: aspects"): an article answering the question need not contain them.
 META_WORDS = frozenset(
-    "职务 职位 名称 名字 全称 方面 情况 内容 方式 措施 原因 目的 意义 作用 特点 时间 地点 数量 数字 "
+    "名称 名字 全称 方面 情况 内容 方式 措施 原因 目的 意义 作用 特点 时间 地点 数量 数字 "
     "哪些 哪个 哪家 哪几家 哪里 什么 多少 几 几家 几个 几条 怎么 怎样 如何 为何 为什么 是否 分别 具体 "
-    "主要 相关 有关 文中 报道 文章 提到 提及 介绍 时候 哪一年 哪年 何时 目前 现在 当前".split()
+    "主要 相关 有关 文中 报道 文章 提到 提及 介绍 时候 哪一年 哪年 何时 目前 现在 当前 "
+    "担任 任职 official officials person".split()
 )
+#: Words that name the kind of answer and are matched in part by it: 股比 by "6∶4", 职务 by
+#: "副主任". They stay question terms (a sentence without any ratio does not answer
+#: 税收分成比例是多少), weighted like the Chinese word, but no sentence needs to repeat them.
+#: An English one counts only where it sets the question's type ("the title of the plan" is no post).
+TYPE_WORDS: dict[str, AnswerType] = {
+    **dict.fromkeys(("股比", "比例", "占比", "持股比例", "股权比例", "ratio", "proportion", "percentage"), "ratio"),
+    **dict.fromkeys(("职务", "职位", "头衔", "position", "title"), "title"),
+}
+_TYPE_WORD_ZH: dict[AnswerType, str] = {"ratio": "比例", "title": "职务"}
+#: Credit for a type word whose kind of content (not the word) is in the sentence.
+TYPE_WORD_CREDIT = 0.5
 #: Weight of an English content word that has no translation and no match in the corpus.
 UNTRANSLATED_WEIGHT = 0.2
 _CONTENT_POS = ("n", "vn", "nz", "nr", "ns", "nt", "nrt", "nrfg", "eng", "q", "j", "i")
@@ -134,6 +181,12 @@ class TermStats:
         return math.log(1.0 + (self.n_docs - n + 0.5) / (n + 0.5))
 
 
+#: One-character abbreviations of the region's cities. News joins them into compounds that
+#: name several cities at once: 成德 (Chengdu-Deyang), 成眉, 成资, 德眉资, 成德眉资, 成渝.
+CITY_ABBREVIATIONS = {"成都": "成", "德阳": "德", "眉山": "眉", "资阳": "资", "重庆": "渝"}
+_ABBREV_RUN = re.compile(f"[{''.join(CITY_ABBREVIATIONS.values())}]{{2,}}")
+
+
 class QuestionAnalyzer:
     def __init__(self, tokenizer: LexicalTokenizer, glossary: Glossary) -> None:
         import jieba.posseg
@@ -141,8 +194,21 @@ class QuestionAnalyzer:
         self.tokenizer = tokenizer
         self.glossary = glossary
         self._pos = jieba.posseg.POSTokenizer(tokenizer.jieba)
+        tokenizer.jieba.check_initialized()  # type: ignore[attr-defined]
+        self._compounds = CityCompounds(tokenizer.jieba.FREQ)  # type: ignore[attr-defined]
+
+    def _alias_credit(self, zh: str) -> Callable[[str], float] | None:
+        char = CITY_ABBREVIATIONS.get(zh)
+        return partial(self._compounds.credit, char) if char else None
+
+    @staticmethod
+    def _type_term(forms: tuple[str, ...], stats: TermStats) -> Term:
+        kind = TYPE_WORDS[forms[0]]
+        weight = stats.idf(forms[0] if _CJK.search(forms[0]) else _TYPE_WORD_ZH[kind])
+        return Term(forms, weight, partial=False, kind=kind)
 
     def analyze(self, question: str, lang: Lang, stats: TermStats) -> QuestionAnalysis:
+        kind = answer_type(question)
         terms: dict[str, Term] = {}
         spans: list[tuple[int, int]] = []
         # 1. Glossary entities: one term with all their Chinese forms (and the English one).
@@ -150,11 +216,15 @@ class QuestionAnalyzer:
         matches += self.glossary.match_chinese(question)
         for m in matches:
             forms = tuple(dict.fromkeys(fold(f) for f in (*m.entry.zh_forms, m.entry.en)))
+            spans.append((m.start, m.end))
+            if forms[0] in TYPE_WORDS:  # e.g. 股比 "shareholding ratio"
+                if _CJK.search(m.surface) or TYPE_WORDS[forms[0]] == kind:
+                    terms.setdefault(forms[0], self._type_term(forms, stats))
+                continue
             if forms[0] in META_WORDS:
                 continue
             weight = min(stats.idf(f) for f in m.entry.zh_forms)
-            terms.setdefault(forms[0], Term(forms, weight, partial=True))
-            spans.append((m.start, m.end))
+            terms.setdefault(forms[0], Term(forms, weight, partial=True, alias_credit=self._alias_credit(m.entry.zh)))
         rest = _blank_spans(question, spans)
         # 2. Remaining words, weighted by part of speech. For English questions only words
         #    the corpus contains count (an English word absent from Chinese news says
@@ -162,6 +232,9 @@ class QuestionAnalyzer:
         for pair in self._pos.cut(rest):
             word, flag = fold(pair.word.strip()), pair.flag
             if not word or word in terms or word in META_WORDS or word in STOPWORDS:
+                continue
+            if word in TYPE_WORDS and (_CJK.search(word) or TYPE_WORDS[word] == kind):
+                terms[word] = self._type_term((word,), stats)
                 continue
             is_num = bool(_NUM_TOKEN.fullmatch(word))
             if is_num:
@@ -181,7 +254,41 @@ class QuestionAnalyzer:
             if _CJK.search(word) is None and not is_num and len(word) < 2:
                 continue
             terms[word] = Term((word,), factor * stats.idf(word), partial=bool(_CJK.search(word)) and len(word) >= 2)
-        return QuestionAnalysis(lang, answer_type(question), tuple(terms.values()))
+        return QuestionAnalysis(lang, kind, tuple(terms.values()))
+
+
+class CityCompounds:
+    """Finds compounds of city abbreviations (成德, 成眉, 德眉资, 成渝…) that name a city.
+
+    A compound must start a word: in 完成资金 the 成 belongs to 完成. The test uses the
+    word list of the tokenizer's dictionary: the character before the compound may not
+    form a word with its first character, unless it already ends a word of its own
+    (打造成德…: 造成 is a word, but so is 打造, so 成德 starts one). A compound whose start
+    fails the test is tried again from its next character (形成德眉资 -> 德眉资).
+    """
+
+    def __init__(self, words: Mapping[str, int]) -> None:
+        self._words = words
+
+    def _is_word(self, text: str) -> bool:
+        return bool(self._words.get(text))
+
+    def _starts_word(self, text: str, i: int) -> bool:
+        if i == 0 or not self._is_word(text[i - 1 : i + 1]):
+            return True
+        return i >= 2 and self._is_word(text[i - 2 : i])
+
+    def credit(self, city_char: str, text: str) -> float:
+        """2 / (cities named) for the best compound naming the city: 成眉 names Chengdu and
+        Meishan fully, 成德眉资 each of the four cities in part; 0 when there is none."""
+        best = 0.0
+        for m in _ABBREV_RUN.finditer(text):
+            i, run = m.start(), m.group(0)
+            if not self._starts_word(text, i):
+                i, run = i + 1, run[1:]
+            if len(run) >= 2 and city_char in run:
+                best = max(best, min(1.0, 2 / len(run)))
+        return best
 
 
 def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
@@ -193,17 +300,23 @@ def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def term_credit(term: Term, folded_sentence: str) -> float:
-    """1 if one of the term's forms occurs; partial credit for a Chinese term's characters."""
+    """1 if one of the term's forms occurs (a type word: content of its kind); partial
+    credit for a Chinese term's characters or a compound naming several cities."""
     if any(f and f in folded_sentence for f in term.forms):
         return 1.0
+    if term.kind:  # a ratio shows that the sentence gives one, not that it is the one asked for
+        return TYPE_WORD_CREDIT if type_fits(term.kind, folded_sentence) else 0.0
+    alias = term.alias_credit(folded_sentence) if term.alias_credit else 0.0
+    if alias >= 1.0:
+        return alias
     if term.partial:
         # Half credit when most of a Chinese term's character bigrams occur (入驻企业 ~ 企业入驻).
         form = next((f for f in term.forms if _CJK.search(f)), term.forms[0])
         grams = [form[i : i + 2] for i in range(len(form) - 1) if _CJK.match(form[i]) and _CJK.match(form[i + 1])]
         if grams:
             share = sum(g in folded_sentence for g in grams) / len(grams)
-            return 0.5 * share if share >= 0.5 else 0.0
-    return 0.0
+            return max(alias, 0.5 * share if share >= 0.5 else 0.0)
+    return alias
 
 
 #: Credit for a question term found not in the sentence itself but in its passage (the

@@ -4,7 +4,7 @@ Deterministic and model-free at answer time. Each candidate sentence of the retr
 passages is scored by how much of the question it covers (IDF-weighted question terms,
 glossary entities in either language, numbers) and whether it has the kind of content the
 question asks for (a number for 多少 / how many, a date for 何时 / when, a person for 谁 /
-who). The best sentence is quoted; a second one is added when it covers question terms the
+who, a proportion for 股比 / ratio, a post for 职务 / position). The best sentence is quoted; a second one is added when it covers question terms the
 first lacks (two-passage questions). When nothing covers enough of the question the engine
 refuses. English questions get an English frame and glosses of the Chinese entities quoted.
 """
