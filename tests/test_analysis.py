@@ -96,7 +96,15 @@ def test_ratio_content(sentence: str, fits: bool) -> None:
 
 @pytest.mark.parametrize(
     ("sentence", "fits"),
-    [("什邡经开区管委会副主任李波说", True), ("公司董事长王明介绍", True), ("李波告诉记者", False)],
+    [
+        ("什邡经开区管委会副主任李波说", True),
+        ("公司董事长王明介绍", True),
+        ("银行行长表示", True),
+        ("李波告诉记者", False),
+        ("园区长期发展", False),  # 区长 inside 园区长期
+        ("管理委员会成立", False),  # a committee, not a member
+        ("董事会决定", False),
+    ],
 )
 def test_title_content(sentence: str, fits: bool) -> None:
     assert type_fits("title", sentence) is fits
