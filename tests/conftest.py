@@ -41,16 +41,18 @@ ARTICLE_C = """<html><head><title>Drone base in Deyang</title>
 """
 
 
-@pytest.fixture
-def corpus_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "corpus"
-    d.mkdir()
+def write_corpus(d: Path) -> Path:
+    """The three test articles (a.md, b.txt, en/c.html) written into a new folder ``d``."""
+    (d / "en").mkdir(parents=True)
     (d / "a.md").write_text(ARTICLE_A, encoding="utf-8")
     (d / "b.txt").write_text(ARTICLE_B, encoding="utf-8")
-    sub = d / "en"
-    sub.mkdir()
-    (sub / "c.html").write_text(ARTICLE_C, encoding="utf-8")
+    (d / "en" / "c.html").write_text(ARTICLE_C, encoding="utf-8")
     return d
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import schemathesis
-from conftest import ARTICLE_A, ARTICLE_B, ARTICLE_C
+from conftest import write_corpus
 from fakes import HashEmbedder
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -72,11 +72,7 @@ def check(res: Any, what: object = "") -> None:
 
 
 def _app(base: Path) -> tuple[FastAPI, Settings]:
-    corpus = base / "corpus"
-    (corpus / "en").mkdir(parents=True)
-    (corpus / "a.md").write_text(ARTICLE_A, encoding="utf-8")
-    (corpus / "b.txt").write_text(ARTICLE_B, encoding="utf-8")
-    (corpus / "en" / "c.html").write_text(ARTICLE_C, encoding="utf-8")
+    corpus = write_corpus(base / "corpus")
     s = Settings(data_dir=base / "data", corpus_dir=corpus, cache_dir=base / "cache")
     s = s.model_copy(update={"api": s.api.model_copy(update={"admin_token": SecretStr(TOKEN),
                                                              "rate_limit_per_minute": 0})})

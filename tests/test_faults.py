@@ -175,14 +175,10 @@ def fake_llm(mode: str) -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def llm_kb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, KnowledgeBase]:
-    from conftest import ARTICLE_A, ARTICLE_B, ARTICLE_C
+    from conftest import write_corpus
 
     base = tmp_path_factory.mktemp("llm-faults")
-    corpus = base / "corpus"
-    (corpus / "en").mkdir(parents=True)
-    (corpus / "a.md").write_text(ARTICLE_A, encoding="utf-8")
-    (corpus / "b.txt").write_text(ARTICLE_B, encoding="utf-8")
-    (corpus / "en" / "c.html").write_text(ARTICLE_C, encoding="utf-8")
+    corpus = write_corpus(base / "corpus")
     s = Settings(data_dir=base / "data", corpus_dir=corpus, cache_dir=base / "cache")
     kb = KnowledgeBase(s, embedder=HashEmbedder())
     kb.ingest(corpus, progress=False)

@@ -50,14 +50,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, corpus_dir_module: Path) -
 
 @pytest.fixture(scope="module")
 def corpus_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import ARTICLE_A, ARTICLE_B, ARTICLE_C
+    from conftest import write_corpus
 
-    d = tmp_path_factory.mktemp("scale-out-corpus") / "corpus"
-    (d / "en").mkdir(parents=True)
-    (d / "a.md").write_text(ARTICLE_A, encoding="utf-8")
-    (d / "b.txt").write_text(ARTICLE_B, encoding="utf-8")
-    (d / "en" / "c.html").write_text(ARTICLE_C, encoding="utf-8")
-    return d
+    return write_corpus(tmp_path_factory.mktemp("scale-out-corpus") / "corpus")
 
 
 def _on_a_fresh_connection(url: str, fn: Any) -> tuple[str, Any]:
