@@ -61,8 +61,8 @@ def test_question_the_sources_do_not_answer_is_refused_in_its_language(settings:
     zh = _assistant(settings, kb).ask("金什合作产业园的占地面积是多少亩?")
     assert zh.refused and zh.citations == () and "没有找到" in zh.answer
     assert "金牛区与什邡市共建产业园" in zh.answer  # the nearest source is named
-    en = _assistant(settings, kb).ask("What is the registered capital of the park's operating company?")
-    assert en.refused and en.language == "en" and "sources don't say" in en.answer
+    # English refusals rest on e5's cross-lingual sentence similarity, which the hash embedder
+    # lacks: tests/test_evidence_selection.py checks them with the real model.
 
 
 def test_llm_answer_markers_are_verified_reattributed_and_invented_ones_dropped(
@@ -174,7 +174,8 @@ def test_stream_emits_tokens_then_one_final_answer(settings: Settings, kb: Knowl
     assert [e.type for e in events[:-1]] == ["token"] * (len(events) - 1) and len(events) > 2
     final = events[-1]
     assert final.type == "final" and final.answer is not None
-    assert "".join(e.text for e in events[:-1]) .startswith("据")
+    streamed = "".join(e.text for e in events[:-1])
+    assert streamed.startswith("4家[1]\n据")  # the short answer leads, then the framed quote
     assert final.answer.citations and "first_token" in final.answer.timings_ms
 
 

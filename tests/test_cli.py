@@ -41,7 +41,7 @@ def test_ingest_search_ask_json_contracts(tmp_path: Path) -> None:
     answer = json.loads(out)
     assert code == 0
     assert set(answer) == {
-        "answer", "language", "refused", "standalone_question", "citations", "retrieved", "engine", "timings_ms"
+        "answer", "language", "refused", "standalone_question", "citations", "retrieved", "engine", "timings_ms", "short_answer"
     }
     assert answer["language"] == "en" and answer["engine"] == "extractive"
     assert not answer["refused"] and "金牛" in answer["answer"]

@@ -9,6 +9,7 @@ import pytest
 from fakes_llm import ScriptedChatModel
 
 from tongcheng_qa.conversation import (
+    NO_ANSWER,
     LLMRewriter,
     QuestionRewriter,
     RuleBasedRewriter,
@@ -16,6 +17,7 @@ from tongcheng_qa.conversation import (
     SessionStore,
     SQLiteSessionStore,
     Turn,
+    answer_content,
 )
 from tongcheng_qa.errors import TongchengQAError
 from tongcheng_qa.glossary import Glossary, GlossaryEntry, load_glossary
@@ -27,6 +29,8 @@ GLOSSARY = Glossary([
     GlossaryEntry("青山区", "Qingshan District", "district", ("青山", "Qingshan")),
     GlossaryEntry("白水市", "Baishui", "city", ("白水", "Baishui City")),
     GlossaryEntry("王明", "Wang Ming", "person", ()),
+    GlossaryEntry("李华", "Li Hua", "person", ()),
+    GlossaryEntry("华西晨报", "Huaxi Morning Post", "media", ("Huaxi Morning News",)),
     GlossaryEntry("星河合作协议", "Xinghe Cooperation Agreement", "agreement", ()),
     GlossaryEntry("产业链", "industrial chain", "term", ("industrial chains",)),
 ])
@@ -44,8 +48,13 @@ def assistant(text: str) -> Turn:
 # ---------------------------------------------------------------------------- rules, Chinese
 
 
-def test_rewriter_satisfies_the_protocol() -> None:
-    assert isinstance(RULES, QuestionRewriter)
+@pytest.mark.parametrize("question", ["白水市的股比是多少?", "What is the shareholding ratio of Baishui?"])
+def test_a_question_that_stands_alone_is_returned_unchanged(question: str) -> None:
+    # The QuestionRewriter contract: a question that names its own subject is not rewritten,
+    # even when the history is about something else.
+    rewriter: QuestionRewriter = RULES
+    history = [user("星河产业园入驻了几家企业?"), assistant("据华西晨报(2023-05-02)报道:入驻企业4家[1]。")]
+    assert rewriter.rewrite(question, history) == question
 
 
 def test_zh_pronoun_is_replaced_by_the_entity_of_the_previous_question() -> None:
@@ -161,6 +170,78 @@ def test_en_standalone_and_relative_that_are_unchanged() -> None:
         assert RULES.rewrite(q, history) == q
 
 
+# ---------------------------------------------------------------------------- answer frames
+# Answers come framed: "据<outlet>(<date>)报道:" / "According to <outlet> (<date>):", [n] markers,
+# a "Key terms:" line, or a refusal listing source titles. None of that is what "it" means.
+
+ZH_FRAMED = "据华西晨报(2023-05-02)报道:星河产业园由青山区与白水市合作共建[1]。"
+EN_FRAMED = ("According to Huaxi Morning Post (2023-05-02): “星河产业园由青山区与白水市合作共建。” [1]\n"
+             "Key terms: 星河产业园 = Xinghe Industrial Park; 青山区 = Qingshan District; 白水市 = Baishui.")
+ZH_REFUSAL = ("抱歉,现有资料中没有找到这个问题的答案。最相关的来源:《青山区与白水市共建星河产业园》(华西晨报, 2023-05-02)；"
+              "《王明谈招商》(华西晨报, 2023-05-03)。")
+EN_REFUSAL = ("Sorry, the sources don't say. Closest sources: “Qingshan District and Baishui sign the Xinghe deal” "
+              "(Huaxi Morning Post, 2023-05-02); “Wang Ming on investment” (Huaxi Morning Post, 2023-05-03).")
+
+
+def test_answer_content_keeps_the_claims_and_drops_the_frame() -> None:
+    assert answer_content(ZH_FRAMED) == "星河产业园由青山区与白水市合作共建。"
+    assert answer_content(EN_FRAMED) == "“星河产业园由青山区与白水市合作共建。”"
+    assert answer_content("据报道:星河产业园有4家企业[1][2]") == "星河产业园有4家企业"
+    assert answer_content("According to the source: “星河产业园有4家企业。” [1]") == "“星河产业园有4家企业。”"
+    # A "来源:" inside a quoted claim is content, not a source list.
+    assert answer_content("据华西晨报报道:资金来源:白水市财政[1]。") == "资金来源:白水市财政。"
+
+
+def test_a_refusal_has_no_content() -> None:
+    for text in (ZH_REFUSAL, EN_REFUSAL, "资料中没有提到。", "The sources do not say."):
+        assert answer_content(text) == ""
+
+
+def test_zh_follow_up_takes_the_entity_of_the_quote_not_the_outlet_of_the_frame() -> None:
+    # The previous question names no entity; the answer's quote does, its frame names an outlet.
+    history = [user("哪个园区入驻了4家企业?"), assistant("据华西晨报(2023-05-02)报道:星河产业园目前入驻企业4家[1]。")]
+    assert RULES.rewrite("那它的股比呢?", history) == "星河产业园的股比呢?"
+    assert RULES.rewrite("那股比呢?", history) == "星河产业园的股比呢?"
+
+
+def test_en_follow_up_takes_the_entity_of_the_quote_not_the_outlet_of_the_frame() -> None:
+    history = [user("Which park has four companies?"),
+               assistant("According to Huaxi Morning Post (2023-05-02): “星河产业园目前入驻企业4家。” [1]\n"
+                         "Key terms: 星河产业园 = Xinghe Industrial Park.")]
+    assert RULES.rewrite("Who co-built it?", history) == "Who co-built Xinghe Industrial Park?"
+    assert RULES.rewrite("And how big is it?", history) == "How big is Xinghe Industrial Park?"
+
+
+def test_plural_pronoun_takes_the_group_the_quote_introduced_in_both_languages() -> None:
+    # The outlet in the frame must not count as one more entity the answer introduced.
+    assert RULES.rewrite("它们的股比是多少?", [user("星河产业园是由谁合作共建的?"), assistant(ZH_FRAMED)]) == (
+        "青山区与白水市的股比是多少?")
+    assert RULES.rewrite("What is their shareholding ratio?", [user("Who co-built the Xinghe park?"),
+                                                               assistant(EN_FRAMED)]) == (
+        "What is Qingshan District and Baishui's shareholding ratio?")
+
+
+def test_the_previous_questions_person_comes_before_the_persons_the_answer_quotes() -> None:
+    history = [user("王明在星河产业园负责什么?"), assistant("据华西晨报(2023-05-02)报道:李华介绍,王明负责招商[1]。")]
+    assert RULES.rewrite("他是哪一年到园区的?", history) == "王明是哪一年到园区的?"
+    history = [user("What is Wang Ming in charge of?"),
+               assistant("According to Huaxi Morning Post (2023-05-02): “李华介绍,王明负责招商。” [1]")]
+    assert RULES.rewrite("When did he join?", history) == "When did Wang Ming join?"
+
+
+def test_after_a_refusal_the_follow_up_is_about_the_previous_question_not_a_listed_title() -> None:
+    # "星火园" / "Sparkfield Park" are not in the glossary; the listed titles are full of glossary names.
+    assert RULES.rewrite("那它的面积呢?", [user("星火园的股比是多少?"), assistant(ZH_REFUSAL)]) == "星火园的面积呢?"
+    assert RULES.rewrite("When did it open?", [user("Who owns Sparkfield Park?"), assistant(EN_REFUSAL)]) == (
+        "When did Sparkfield Park open?")
+
+
+def test_older_assistant_turns_are_read_without_their_frame_too() -> None:
+    history = [user("哪个园区入驻了4家企业?"), assistant("据华西晨报(2023-05-02)报道:星河产业园目前入驻企业4家[1]。"),
+               user("还有呢?"), assistant("据华西晨报(2023-05-03)报道:另有2家在洽谈[1]。")]
+    assert RULES.rewrite("它的股比是多少?", history) == "星河产业园的股比是多少?"
+
+
 # ---------------------------------------------------------------------------- LLM rewriter
 
 
@@ -198,6 +279,18 @@ def test_llm_rewriter_falls_back_to_the_rules(reply: str | BaseException) -> Non
     history = [user("星河产业园是由谁合作共建的?")]
     assert rw.rewrite("那它的股比呢?", history) == "星河产业园的股比呢?"
     assert len(model.calls) == 1
+
+
+def test_llm_rewriter_prompt_shows_assistant_turns_without_their_frame() -> None:
+    model = ScriptedChatModel().enqueue("星河产业园的面积是多少?")
+    history = [user("哪个园区入驻了4家企业?"), assistant("据华西晨报(2023-05-02)报道:星河产业园目前入驻企业4家[1]。"),
+               user("星火园的股比是多少?"), assistant(ZH_REFUSAL)]
+    LLMRewriter(model, fallback=RULES).rewrite("它的面积是多少?", history)
+    prompt = str(model.calls[0]["messages"][-1].content)
+    assert "助手: 星河产业园目前入驻企业4家。" in prompt
+    assert f"助手: {NO_ANSWER['zh']}" in prompt
+    for frame in ("华西晨报", "2023-05-02", "[1]", "王明谈招商", "最相关的来源"):
+        assert frame not in prompt
 
 
 def test_llm_rewriter_without_history_does_not_call_the_model() -> None:

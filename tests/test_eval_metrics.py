@@ -19,6 +19,7 @@ from tongcheng_qa.evaluation.metrics import (
     hit_at_k,
     hit_curve,
     language_match,
+    letter_counts,
     missing_items,
     passage_first_rank,
     passage_hit_at_k,
@@ -28,6 +29,8 @@ from tongcheng_qa.evaluation.metrics import (
     refusal_is_correct,
     satisfies_must_include,
     score_question,
+    short_answer_is_correct,
+    short_answer_text,
     summarize,
 )
 from tongcheng_qa.types import Answer, Citation
@@ -78,27 +81,56 @@ def test_answer_correctness_and_refusal_from_the_flag() -> None:
     assert not refusal_is_correct(answer("x", refused=True), answerable=True)
 
 
+# --------------------------------------------------------------------------- short answer
+
+def test_short_answer_is_the_engines_short_answer_else_the_first_line() -> None:
+    two_lines = "\n  \n据成都日报报道:“目前入驻企业4家。” [1]\n另有3家企业正在洽谈[2]"
+    assert short_answer_text(answer(two_lines)) == "据成都日报报道:“目前入驻企业4家。” [1]"  # blank lines skipped
+    with_short = Answer(answer=two_lines, language="zh", refused=False, standalone_question="q", short_answer="4家")
+    assert short_answer_text(with_short) == "4家"
+    blank_short = Answer(answer="6∶4 [1]", language="zh", refused=False, standalone_question="q", short_answer=" ")
+    assert short_answer_text(blank_short) == "6∶4 [1]"  # a blank short answer is not set
+
+
+def test_short_answer_correctness_looks_at_the_short_answer_only() -> None:
+    text = "据报道,金什合作产业园由两地共建[1]\n目前入驻企业4家[2]"
+    assert answer_is_correct(answer(text), ["4家"])
+    assert not short_answer_is_correct(answer(text), ["4家"])  # the fact is only on the second line
+    assert short_answer_is_correct(answer("目前入驻企业４家[1]\n..."), ["4家"])  # same folding as answer_accuracy
+    short = Answer(answer=text, language="zh", refused=False, standalone_question="q", short_answer="4家")
+    assert short_answer_is_correct(short, ["4家"]) and not short_answer_is_correct(short, ["4家", "共建"])
+    refused = Answer(answer="抱歉", language="zh", refused=True, standalone_question="q", short_answer="4家")
+    assert not short_answer_is_correct(refused, ["4家"])
+
+
 # --------------------------------------------------------------------------- language
 
-def test_english_answer_quoting_and_glossing_chinese_is_english() -> None:
+def test_language_is_zh_when_cjk_is_more_than_30_percent_of_the_letters() -> None:
+    assert letter_counts("abc 金牛 [12] ＡＢ 6∶4") == (2, 5)  # full-width Latin counts as Latin; digits are no letters
+    assert answer_language("金牛区abcdefg") == "en"  # 3 of 10 letters: exactly 30% is not more
+    assert answer_language("金牛区abcdef") == "zh"  # 3 of 9
+    assert answer_language("4 companies [1]") == "en"
+
+
+def test_english_frame_around_a_long_chinese_quote_is_zh() -> None:
     quote = "目前入驻企业4家,另有3家企业正在洽谈。"
-    text = (f"According to Chengdu Daily (2024-01-19): “{quote}” [1]\n"
-            "Key terms: 入驻企业 = resident enterprise; 洽谈 = negotiate.")
-    assert answer_language(text, [quote]) == "en"
-    assert language_match(text, "en", [quote])
-    assert not language_match(text, "zh", [quote])
+    framed = f"According to Chengdu Daily (2024-01-19): “{quote}” [1]"
+    assert answer_language(framed) == "zh"  # quotes count: the reader mostly reads Chinese
+    assert answer_language("According to Chengdu Daily (2024-01-19), four firms have moved in [1].") == "en"
+    assert language_match(framed, "zh") and not language_match(framed, "en")
 
 
-def test_chinese_answer_is_chinese_even_quoting_an_english_source() -> None:
-    quote = "A drone maker will build an R&D and manufacturing base."
-    assert answer_language(f"据报道:{quote}[1]", [quote]) == "zh"
-    assert answer_language("据成都日报报道:目前入驻企业4家[1]", ["目前入驻企业4家"]) == "zh"
-
-
-def test_language_of_pure_source_text_falls_back_to_the_whole_answer() -> None:
-    quote = "目前入驻企业4家。"
-    assert answer_language(f"{quote}[1]", [quote]) == "zh"
+def test_quote_only_chinese_answers_are_zh() -> None:
+    """Issue 11: CMRC answers are verbatim Chinese quotes, and scored 0.08 under the old rule."""
+    assert language_match("尤金袋鼠分布在澳洲南部岛屿及西岸地区[1]", "zh")
+    assert language_match("北京中航智科技有限公司(TT Aviation)入驻了金什合作产业园[1]", "zh")
     assert answer_language("Sorry, the sources don't say. Closest sources: “两地协作共建产业园” (成都日报).") == "en"
+
+
+def test_an_answer_without_letters_matches_either_language() -> None:
+    for text in ("6∶4 [1]", "2024-01-19", "100 [1][2]", ""):
+        assert answer_language(text) is None
+        assert language_match(text, "zh") and language_match(text, "en")
 
 
 # --------------------------------------------------------------------------- citations
@@ -163,9 +195,12 @@ def test_score_question_fields() -> None:
                must=["4家"], evidence=["另有3家"])
     assert (s.correct, s.refused, s.article_rank, s.passage_rank) == (True, False, 2, 2)
     assert (s.n_citations, s.n_gold_citations, s.n_valid_citations, s.language_ok) == (1, 1, 1, True)
-    assert s.latency_ms == 10.0 and s.refusal_correct is None
+    assert s.latency_ms == 10.0 and s.refusal_correct is None and s.short_correct is True
     err = _score("q2", "en", "factoid", None, must=["x"])
     assert err.error and err.correct is False and err.language_ok is None and err.latency_ms is None
+    assert err.short_correct is False  # an error is wrong for the short answer too
+    unanswerable = _score("q3", "en", "unanswerable", answer("Sorry.", refused=True))
+    assert unanswerable.short_correct is None
 
 
 def test_aggregate_keys_nulls_and_breakdowns() -> None:
@@ -183,6 +218,7 @@ def test_aggregate_keys_nulls_and_breakdowns() -> None:
         assert all(key in g for g in report["by_type"].values())
     assert report["n"] == 4
     assert report["answer_accuracy"] == pytest.approx(1 / 3, abs=1e-4)  # the errored question counts as wrong
+    assert report["short_answer_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
     assert report["false_refusal_rate"] == pytest.approx(1 / 3, abs=1e-4)
     assert report["refusal_accuracy"] == 1.0
     assert report["retrieval_hit_at_5"] == 1.0 and report["mrr"] == 0.5
@@ -196,6 +232,24 @@ def test_aggregate_keys_nulls_and_breakdowns() -> None:
     assert report["by_type"]["factoid"]["refusal_accuracy"] is None
     assert report["by_lang"]["en"]["citation_precision"] is None
     assert list(report["by_type"]) == ["factoid", "unanswerable"]
+
+
+def test_short_answer_accuracy_overall_and_in_breakdowns() -> None:
+    rows = [
+        _score("q1", "zh", "factoid", answer("目前入驻企业4家[1]\n另有3家[2]"), must=["4家"]),
+        _score("q2", "zh", "multi_hop", answer("两地共建产业园[1]\n目前入驻企业4家[2]"), must=["4家"]),
+        _score("q3", "en", "factoid", Answer(answer="Four firms have moved in.\nIn Chinese: 4家 [1]", language="en",
+                                             refused=False, standalone_question="q", short_answer="4家"),
+               must=["4家"]),
+        _score("q4", "en", "unanswerable", answer("Sorry, the sources don't say.", refused=True)),
+    ]
+    report = aggregate(rows)
+    assert report["answer_accuracy"] == 1.0
+    assert report["short_answer_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert report["by_lang"]["zh"]["short_answer_accuracy"] == 0.5
+    assert report["by_lang"]["en"]["short_answer_accuracy"] == 1.0
+    assert report["by_type"]["multi_hop"]["short_answer_accuracy"] == 0.0
+    assert report["by_type"]["unanswerable"]["short_answer_accuracy"] is None
 
 
 def test_summarize_empty_group_is_all_null() -> None:
@@ -212,3 +266,11 @@ def test_hit_curve_levels() -> None:
     assert hit_curve([], "passage", 2) == [None, None]
     with pytest.raises(ValueError):
         hit_curve(rows, "chunk")
+
+
+def test_must_include_matching_ignores_spaces_like_the_datasets_define_it() -> None:
+    from tongcheng_qa.evaluation.metrics import satisfies_must_include
+
+    assert satisfies_must_include("共进行了136次试验[1]", [["136 次", "136 times"]])
+    assert satisfies_must_include("Revenue of 10 Billion yuan [2]", ["10billion"])
+    assert not satisfies_must_include("共进行了13 6次", ["1366次"])

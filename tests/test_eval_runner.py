@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -137,7 +138,7 @@ def test_cli_bad_config_exits_2(tmp_path: Path, corpus_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- end to end
 
-def _check_outputs(out: Path, n: int) -> dict[str, object]:
+def check_outputs(out: Path, n: int) -> dict[str, Any]:
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     for key in CONTRACT_KEYS:
         assert key in report, key
@@ -165,7 +166,7 @@ def test_run_eval_end_to_end_with_ablations_and_baseline(tmp_path: Path, corpus_
     out = tmp_path / "report"
     result = run_eval(corpus_dir, questions, out, settings, config_overrides=["answer.passages=4"],
                       ablations=True, baseline=True, embedder=HashEmbedder(), progress=False)
-    report = _check_outputs(out, 6)
+    report = check_outputs(out, 6)
     assert not settings.data_dir.exists()  # indexed in an isolated temporary folder
     assert report["errors"] == 1
     errored = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()][-1]
@@ -189,6 +190,48 @@ def test_run_eval_end_to_end_with_ablations_and_baseline(tmp_path: Path, corpus_
     assert "baseline: LangChain" in md and "skipped" in md
 
 
+def test_limit_asks_only_the_first_questions_and_says_so(tmp_path: Path, corpus_dir: Path, settings: Settings) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    out = tmp_path / "report"
+    run_eval(corpus_dir, questions, out, settings, limit=2, embedder=HashEmbedder(), progress=False)
+    report = check_outputs(out, 2)
+    assert [json.loads(x)["id"] for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()] == ["q1", "q2"]
+    assert (report["run"]["limit"], report["run"]["questions_total"]) == (2, 5)
+    assert "partial run**: the first 2 of 5 questions (`--limit 2`)" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_index_dir_is_kept_and_reused_without_embedding_again(tmp_path: Path, corpus_dir: Path,
+                                                              settings: Settings) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    index_dir = tmp_path / "eval-index" / "tiny"
+    embedder = HashEmbedder()
+    first = run_eval(corpus_dir, questions, tmp_path / "r1", settings, embedder=embedder, index_dir=index_dir,
+                     progress=False)
+    embedded = embedder.texts_embedded  # chunks, and whatever else the index caches (sentence vectors)
+    assert first.report["run"]["ingest"]["chunks_embedded"] > 0
+    assert first.report["run"]["index_dir"] == str(index_dir) and (index_dir / "eval-index.json").is_file()
+    assert not settings.data_dir.exists()  # still never the user's index
+    second = run_eval(corpus_dir, questions, tmp_path / "r2", settings, embedder=embedder, index_dir=index_dir,
+                      progress=False)
+    ingest = second.report["run"]["ingest"]
+    assert (ingest["chunks_embedded"], ingest["unchanged"]) == (0, 3) and embedder.texts_embedded == embedded
+    assert second.report["answer_accuracy"] == first.report["answer_accuracy"]
+    assert second.report["run"]["chunks"] == first.report["run"]["chunks"]
+
+
+def test_index_dir_built_with_other_chunking_is_an_error_not_a_stale_index(
+    tmp_path: Path, corpus_dir: Path, settings: Settings
+) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS[:1])
+    index_dir = tmp_path / "eval-index" / "tiny"
+    run_eval(corpus_dir, questions, tmp_path / "r1", settings, embedder=HashEmbedder(), index_dir=index_dir,
+             progress=False)
+    with pytest.raises(ConfigError, match=r"built with other settings.*Delete .*tiny or pass another --index-dir"):
+        run_eval(corpus_dir, questions, tmp_path / "r2", settings, config_overrides=["chunking.max_chars=100"],
+                 embedder=HashEmbedder(), index_dir=index_dir, progress=False)
+    assert not (tmp_path / "r2").exists()
+
+
 @pytest.mark.slow
 def test_cli_eval_with_the_real_embedder(tmp_path: Path, corpus_dir: Path) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
@@ -197,7 +240,7 @@ def test_cli_eval_with_the_real_embedder(tmp_path: Path, corpus_dir: Path) -> No
                                        "--questions", str(questions), "--out", str(out), "--baseline"])
     assert result.exit_code == 0, result.output
     assert "answer_accuracy" in result.output
-    report = _check_outputs(out, 5)
+    report = check_outputs(out, 5)
     assert not (tmp_path / "user-data").exists()
     assert report["errors"] == 0 and report["citation_valid_rate"] in (1.0, None)
     assert report["retrieval_hit_at_5"] == 1.0  # 3 articles, 5 chunks: the gold article is always in the top 5

@@ -328,11 +328,15 @@ CONTEXT_CREDIT = 0.6
 def coverage(analysis: QuestionAnalysis, sentence: str, context: str = "") -> tuple[float, set[int]]:
     """IDF-weighted share of the question's terms found in ``sentence`` (or, at reduced
     credit, in its ``context``) and which terms the sentence itself matched."""
+    return folded_coverage(analysis, fold(sentence), fold(context) if context else "")
+
+
+def folded_coverage(analysis: QuestionAnalysis, folded: str, folded_ctx: str = "") -> tuple[float, set[int]]:
+    """:func:`coverage` of texts already passed through :func:`fold` (callers scoring many
+    sentences of one passage fold the passage once)."""
     total = analysis.total_weight
     if total <= 0:
         return 0.0, set()
-    folded = fold(sentence)
-    folded_ctx = fold(context) if context else ""
     got = 0.0
     hit: set[int] = set()
     for i, t in enumerate(analysis.terms):

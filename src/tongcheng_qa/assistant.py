@@ -15,11 +15,12 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from .analysis import split_question
 from .citations import verify_answer
 from .conversation import QuestionRewriter, RuleBasedRewriter, Turn
 from .errors import BadRequestError
 from .generators.base import Draft, GenerationRequest, Generator
-from .generators.extractive import ExtractiveGenerator
+from .generators.extractive import Evidence, ExtractiveGenerator
 from .generators.registry import ENGINES, UnknownEngineError, build_generator
 from .knowledge_base import KnowledgeBase
 from .lang import detect_language
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20
+#: A multi-part question gets at most this many parts' worth of passages.
+MAX_PARTS = 3
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class _State:
     lang: Lang = "zh"
     standalone: str = ""
     passages: tuple[Passage, ...] = ()
-    evidence: list[tuple[int, str]] = field(default_factory=list)
+    evidence: Evidence = field(default_factory=Evidence)
     timings: dict[str, float] = field(default_factory=dict)
     t0: float = field(default_factory=time.perf_counter)
 
@@ -110,7 +113,7 @@ class Assistant:
         self.kb = kb or KnowledgeBase(settings)
         self._generators: dict[str, Generator] = dict(generators or {})
         # One extractive engine: the relevance gate, the default engine and the LLM fallback.
-        self._extractive = ExtractiveGenerator(self.kb.index)
+        self._extractive = ExtractiveGenerator(self.kb.index, similarity=self.kb)
         self._generators.setdefault("extractive", self._extractive)
         self._rewriter = rewriter
         self.chain: Runnable[_State, Answer] = (
@@ -153,11 +156,26 @@ class Assistant:
 
     def _retrieve(self, s: _State) -> _State:
         t = time.perf_counter()
-        s.passages = tuple(self.kb.search(s.standalone, k=s.k, flt=s.flt))
+        s.passages = self._passages(s)
         # The relevance gate for every engine: is there a sentence that answers the question?
-        s.evidence = self._extractive.evidence(s.standalone, s.lang, s.passages) if s.passages else []
+        s.evidence = self._extractive.evidence(s.standalone, s.lang, s.passages) if s.passages else Evidence()
         s.timings["retrieve"] = (time.perf_counter() - t) * 1000
         return s
+
+    def _passages(self, s: _State) -> tuple[Passage, ...]:
+        """The passages for the question; a multi-part question also gets each part's own
+        passages (its parts may be answered by different articles), interleaved by rank."""
+        whole = self.kb.search(s.standalone, k=s.k, flt=s.flt)
+        parts = split_question(s.standalone)
+        if len(parts) < 2:
+            return tuple(whole)
+        lists = [whole] + [self.kb.search(part, k=s.k, flt=s.flt) for part in parts]
+        out: dict[str, Passage] = {}
+        for rank in range(s.k):
+            for hits in lists:
+                if rank < len(hits):
+                    out.setdefault(hits[rank].chunk_id, hits[rank])
+        return tuple(out.values())[: s.k * min(len(parts), MAX_PARTS)]
 
     def _answer(self, s: _State) -> Answer:
         t = time.perf_counter()
@@ -166,19 +184,25 @@ class Assistant:
         gen = self.generator(s.engine)
         request = GenerationRequest(s.standalone, s.lang, s.passages)
         if gen is self._extractive:  # the gate already selected the evidence: don't select it again
-            draft: Draft = self._extractive.compose(request, s.evidence)
-        else:
-            draft = gen.generate(request)
+            return self._extractive_answer(s, t, request)
+        draft: Draft = gen.generate(request)
         engine = draft.engine or gen.name
         answer = self._verify(s, t, draft.text, draft.refused, engine)
         if answer.refused and engine != self._extractive.name:
             # The LLM declined (or wrote nothing the sources support) although the relevance
             # gate found an evidence sentence: answer with that evidence instead, marked as such.
-            fallback = self._extractive.compose(request, s.evidence)
-            return self._verify(s, t, fallback.text, fallback.refused, self._extractive.name)
+            return self._extractive_answer(s, t, request)
         return answer
 
     # -- assembling the Answer -------------------------------------------------------------------
+    def _extractive_answer(self, s: _State, t: float, request: GenerationRequest) -> Answer:
+        """The verified extractive answer from the selected evidence, with its short answer."""
+        draft = self._extractive.compose(request, s.evidence)
+        answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
+        if answer.refused or not draft.short_answer or draft.short_answer not in answer.answer:
+            return answer
+        return replace(answer, short_answer=draft.short_answer)
+
     def _verify(self, s: _State, t: float, text: str, refused: bool, engine: str) -> Answer:
         if refused or not text.strip() or _says_not_in_sources(text, s.lang):
             return self._finish(s, t, refusal_text(s.lang, s.passages), refused=True, engine=engine)
@@ -236,6 +260,20 @@ class Assistant:
         self.kb.check_ready()
         return self.chain.invoke(self._state(question, history, engine, top_k, flt))
 
+    def retrieve(
+        self,
+        question: str,
+        history: Sequence[Turn | dict[str, str]] | None = None,
+        *,
+        top_k: int | None = None,
+        flt: SearchFilter | None = None,
+    ) -> tuple[str, Lang, tuple[Passage, ...]]:
+        """The standalone question, its language and the passages the engines would get
+        (the first two chain steps, without answering): for evaluation and model fitting."""
+        self.kb.check_ready()
+        s = self._rewrite(self._state(question, history, None, top_k, flt))
+        return s.standalone, s.lang, self._passages(s)
+
     def stream(
         self,
         question: str,
@@ -282,15 +320,13 @@ class Assistant:
                 yield StreamEvent("token", text=piece)
         except Exception as exc:  # noqa: BLE001 - the LLM broke off mid-answer: the evidence answers
             log.warning("LLM stream broke off (%s); answering extractively", type(exc).__name__)
-            draft = self._extractive.compose(request, s.evidence)
-            yield StreamEvent("final", answer=self._verify(s, t, draft.text, draft.refused, self._extractive.name))
+            yield StreamEvent("final", answer=self._extractive_answer(s, t, request))
             return
         if first_token_ms is not None:
             s.timings["first_token"] = first_token_ms
         answer = self._verify(s, t, "".join(parts), False, engine_used)
         if answer.refused:  # as in ask(): the LLM declined or wrote nothing supported, but evidence exists
-            draft = self._extractive.compose(request, s.evidence)
-            answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
+            answer = self._extractive_answer(s, t, request)
         if not "".join(parts).strip():
             yield StreamEvent("token", text=answer.answer)
         yield StreamEvent("final", answer=answer)
@@ -298,8 +334,7 @@ class Assistant:
     def _extractive_events(self, s: _State, t: float, request: GenerationRequest) -> Iterator[StreamEvent]:
         """The extractive answer, verified first and then streamed, so the streamed markers
         are already the final ones."""
-        draft = self._extractive.compose(request, s.evidence)
-        answer = self._verify(s, t, draft.text, draft.refused, self._extractive.name)
+        answer = self._extractive_answer(s, t, request)
         first_token = round((time.perf_counter() - s.t0) * 1000, 2)
         answer = replace(answer, timings_ms={**answer.timings_ms, "first_token": first_token})
         for piece in _pieces(answer.answer):

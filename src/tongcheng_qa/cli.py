@@ -315,23 +315,46 @@ def serve(obj: _Ctx, corpus: Path | None, host: str | None, port: int | None, wo
 
 
 @main.command("eval")
-@click.option("--corpus", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Articles to index.")
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSONL questions.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder.")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Articles to index (one dataset; with --datasets: the corpus of --gold, default corpus/).")
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSONL questions (one dataset).")
+@click.option("--datasets", "datasets_root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Run every dataset folder under DIR (each holds corpus/ and questions.jsonl).")
+@click.option("--gold", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Run these questions over --corpus (default corpus/) as the dataset gold/ (beside --datasets, or alone).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder (with --datasets/--gold: one sub-folder a dataset, plus SUMMARY.md).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Ask only the first N questions of each dataset (quick runs; the report says so).")
+@click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep each dataset's index in DIR/<dataset name> and reuse it next time (default: a temporary folder).")
 @_engine_option()
 @click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. retrieval.mode=dense or answer.passages=8 (repeatable).")
 @click.option("--ablations", is_flag=True, help="Also run retrieval dense/lexical/hybrid, LLM engine, no follow-up rewriting.")
 @click.option("--baseline", is_flag=True, help="Also run the plain LangChain recipe (splitter + Chroma top-4).")
 @click.pass_obj
-def eval_command(obj: _Ctx, corpus: Path, questions: Path, out_dir: Path, engine: str | None,
+def eval_command(obj: _Ctx, corpus: Path | None, questions: Path | None, datasets_root: Path | None,
+                 gold: Path | None, out_dir: Path, limit: int | None, index_dir: Path | None, engine: str | None,
                  overrides: tuple[str, ...], ablations: bool, baseline: bool) -> None:
-    """Index DIR in an isolated data dir, ask every question, write results.jsonl, report.json, report.md."""
+    """Index each corpus in an isolated data dir, ask every question, write results.jsonl, report.json, report.md.
+
+    One dataset: --corpus DIR --questions FILE. Every dataset: --datasets ROOT [--gold FILE]
+    writes OUT/<dataset>/ per dataset and OUT/SUMMARY.md.
+    """
     from .evaluation import DatasetError, apply_overrides, load_dataset, run_eval
     from .evaluation.report import headline
+    from .evaluation.suite import EvalUsageError, plan_eval, run_suite
 
     try:
-        load_dataset(questions)
+        suite, specs = plan_eval(corpus=corpus, questions=questions, datasets_root=datasets_root, gold=gold,
+                                 default_corpus=obj.settings.corpus_dir)
+    except EvalUsageError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        for spec in specs:
+            load_dataset(spec.questions)
     except DatasetError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -339,10 +362,19 @@ def eval_command(obj: _Ctx, corpus: Path, questions: Path, out_dir: Path, engine
         apply_overrides(obj.settings, overrides)
     except TongchengQAError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from exc
-    result = run_eval(corpus, questions, out_dir, obj.settings, engine=engine, config_overrides=overrides,
-                      ablations=ablations, baseline=baseline)
-    click.echo(headline(result.report))
-    click.echo(f"Report: {out_dir / 'report.md'}")
+    options: dict[str, Any] = {"engine": engine, "config_overrides": overrides, "ablations": ablations,
+                               "baseline": baseline, "limit": limit}
+    if not suite:
+        spec = specs[0]
+        result = run_eval(spec.corpus, spec.questions, out_dir, obj.settings, **options,
+                          index_dir=index_dir / spec.name if index_dir is not None else None)
+        click.echo(headline(result.report))
+        click.echo(f"Report: {out_dir / 'report.md'}")
+        return
+    done = run_suite(specs, out_dir, obj.settings, **options, index_root=index_dir,
+                     on_done=lambda spec, result: click.echo(f"[{spec.name}] {headline(result.report)}"))
+    click.echo(done.summary_md.read_text(encoding="utf-8"))
+    click.echo(f"Summary: {done.summary_md}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,10 @@ is: the thing it asks about is in the history. A :class:`QuestionRewriter` turns
 standalone question in the same language. :class:`RuleBasedRewriter` is deterministic and
 model-free (pronoun substitution and ellipsis completion from the glossary's entities);
 :class:`LLMRewriter` asks a chat model and falls back to the rules whenever the model
-fails or answers with something that is not a question in the right language.
+fails or answers with something that is not a question in the right language. Both read
+assistant turns as their content only (:func:`answer_content`): the frame of an answer
+("据…报道:", "According to … (date):", [n], "Key terms: …", a refusal's source list) names
+outlets and titles the user never meant by "it".
 
 Sessions (for the API's multi-turn chat) live behind the :class:`SessionStore` seam;
 :class:`SQLiteSessionStore` keeps them in one SQLite file (WAL) that survives restarts.
@@ -144,13 +147,67 @@ def _fallback_ref(text: str) -> _Ref | None:
     return None
 
 
+# ---------------------------------------------------------------------------- assistant turns
+
+#: The glossary line after an English extractive answer ("Key terms: 金牛区 = Jinniu District; ...").
+_GLOSS_LINE = re.compile(r"^[ \t]*Key terms[ \t]*[:：].*$", re.MULTILINE | re.IGNORECASE)
+#: A list of sources, from its label (at a sentence start) to the end: the refusal's
+#: "最相关的来源:《…》(…)" / "Closest sources: “…” (…)", or an LLM's "Sources: …".
+_SOURCE_LIST = re.compile(
+    r"(?:^|(?<=[。.!?！？;；\s]))(?:(?:最相关的|相关)?来源|参考资料|(?:Closest |Related )?[Ss]ources|References)"
+    r"\s*[:：].*\Z", re.DOTALL)
+#: A sentence that only says the sources have no answer (a refusal's head).
+_REFUSAL_SENTENCE = re.compile(
+    r"^\s*(?:抱歉|对不起|Sorry\b)"
+    r"|(?:资料|来源|原文|文章)[^。！？]{0,6}(?:没有|未)(?:找到|提到|提及|涉及|说明)"
+    r"|\bsources?\b[^.!?]{0,20}\b(?:do not|don't|does not|doesn't|did not|didn't)\s+(?:say|mention|contain|cover)"
+    r"|\bnot (?:found |mentioned )?in the sources\b", re.IGNORECASE)
+#: Where a sentence ends: after 。！？!? or a newline, or before the space after "." (English).
+_SENTENCE_END = re.compile(r"(?<=[。！？!?\n])|(?<=\.)(?=\s)")
+#: An attribution before the claim: "据华西晨报(2023-05-02)报道:", "据报道,", "根据…的报道,".
+_ZH_FRAME = re.compile(r"(?:根据|据)[^,，。:：；;!?！？\n]{0,30}?报道[:：,，]?\s*")
+#: "According to Chengdu Daily (2024-01-19):", "According to the source:", "As reported by X [1],".
+_EN_FRAME = re.compile(
+    r"(?:^|(?<=[\s.!?]))(?:According to|As reported by|Reported by)\b[^:,\n“\"]{0,80}[:,]\s*", re.MULTILINE)
+#: Citation markers: [1], [2, 3], [1-2].
+_MARKER = re.compile(r"\s*\[\d+(?:\s*[,，、\-–]\s*\d+)*\]")
+
+
+def answer_content(text: str) -> str:
+    """What an assistant turn says about the world, without the frame around it.
+
+    Answers are wrapped in text that names things the user never asked about: the outlet
+    and date of "据成都日报(2024-01-19)报道:" / "According to Chengdu Daily (2024-01-19):",
+    [n] markers, the "Key terms: …" line, and in a refusal the apology and the titles of
+    the closest sources. A pronoun in the next question points at the question's topic or
+    at what the answer *quoted*, never at that frame, so referents are looked for in what
+    this returns. A refusal has no content: "".
+    """
+    text = _GLOSS_LINE.sub("", text)
+    text = _SOURCE_LIST.sub("", text)
+    text = "".join(s for s in _SENTENCE_END.split(text) if not _REFUSAL_SENTENCE.search(s))
+    text = _ZH_FRAME.sub("", text)
+    text = _EN_FRAME.sub("", text)
+    text = _MARKER.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _referent_text(turn: Turn) -> str:
+    """The text of ``turn`` where referents may be found: a user turn whole, an assistant turn's content."""
+    return answer_content(turn.content) if turn.role == "assistant" else turn.content
+
+
 @dataclass(frozen=True)
 class _Context:
-    """What the last exchange is about."""
+    """What the last exchange is about.
+
+    Assistant turns are kept as their content only (:func:`answer_content`): the outlet of
+    "据成都日报报道:" or the titles a refusal lists are not what the user's "it" means.
+    """
 
     question: str  # the previous user question
-    answer: str  # the assistant's reply to it ("" if none)
-    earlier: tuple[str, ...]  # older turns, newest first
+    answer: str  # the content of the assistant's reply to it ("" if none, or a refusal)
+    earlier: tuple[str, ...]  # older turns (assistant ones as content), newest first
 
     @classmethod
     def of(cls, history: Sequence[Turn]) -> _Context | None:
@@ -158,8 +215,8 @@ class _Context:
         if not users:
             return None
         i = users[-1]
-        answer = next((t.content for t in history[i + 1:] if t.role == "assistant"), "")
-        return cls(history[i].content, answer, tuple(t.content for t in reversed(history[:i])))
+        answer = next((answer_content(t.content) for t in history[i + 1:] if t.role == "assistant"), "")
+        return cls(history[i].content, answer, tuple(_referent_text(t) for t in reversed(history[:i])))
 
     def main(self, glossary: Glossary) -> _Ref | None:
         """The entity the previous question is about: its first named entity, else the answer's,
@@ -173,7 +230,8 @@ class _Context:
         return next((refs[0] for text in self.earlier if (refs := _refs(text, glossary))), None)
 
     def person(self, glossary: Glossary) -> _Ref | None:
-        for text in (self.answer, self.question, *self.earlier):
+        """The person a personal pronoun points at: the one the question named, else the answer's."""
+        for text in (self.question, self.answer, *self.earlier):
             for ref in _refs(text, glossary):
                 if ref.person:
                     return ref
@@ -188,8 +246,8 @@ class _Context:
         return self.main(glossary)
 
     def candidates(self, glossary: Glossary) -> list[_Ref]:
-        """Every named entity of the exchange, newest text first (for "this agreement" -> its name)."""
-        return [r for text in (self.answer, self.question) for r in _refs(text, glossary)]
+        """Every named entity of the exchange, the question's first (for "this agreement" -> its name)."""
+        return [r for text in (self.question, self.answer) for r in _refs(text, glossary)]
 
 
 _ZH_COUNTED = re.compile(r"(?:几|多少)[个家条项位名所种座栋次]?([\u4e00-\u9fff]{1,8}?)(?=[?？,，。!！]|$)")
@@ -403,7 +461,8 @@ class RuleBasedRewriter:
     it its they this; an ellipsis: "那…呢?", "还有…", "And …?", "What about …?"; or a very
     short question without an entity of its own) gets the entity the last exchange is about:
     substituted for the pronoun, or put before the question. Everything else is returned
-    unchanged.
+    unchanged. The previous question's entities come first, then those of the previous
+    answer's content; the answer's frame (outlet, date, refusal, source list) never counts.
     """
 
     def __init__(self, glossary: Glossary) -> None:
@@ -431,6 +490,8 @@ REWRITE_PROMPT = {
         "do not explain."
     ),
 }
+#: How a refusal (an assistant turn without content) is shown to the rewriting model.
+NO_ANSWER = {"zh": "(资料中没有找到答案)", "en": "(the sources had no answer)"}
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _LABEL = re.compile(
     r"^(?:standalone question|rewritten question|question|改写后的问题|改写|问题)\s*[:：]\s*", re.IGNORECASE)
@@ -454,7 +515,7 @@ class LLMRewriter:
 
     def _messages(self, question: str, history: Sequence[Turn], lang: Lang) -> list[tuple[str, str]]:
         names = {"zh": {"user": "用户", "assistant": "助手"}, "en": {"user": "User", "assistant": "Assistant"}}[lang]
-        lines = [f"{names[t.role]}: {t.content.strip()[:self.max_turn_chars]}"
+        lines = [f"{names[t.role]}: {self._turn_text(t, lang)[:self.max_turn_chars]}"
                  for t in history[-self.max_history_turns:]]
         convo = "\n".join(lines)
         if lang == "zh":
@@ -462,6 +523,18 @@ class LLMRewriter:
         else:
             human = f"Conversation:\n{convo}\n\nFollow-up: {question}\nStandalone question:"
         return [("system", REWRITE_PROMPT[lang]), ("human", human)]
+
+    @staticmethod
+    def _turn_text(turn: Turn, lang: Lang) -> str:
+        """A turn as the model sees it: assistant turns as their content only.
+
+        The model would otherwise read the outlet of "According to Chengdu Daily (…):" or a
+        refusal's list of titles as candidates for "it", the mistake the rules avoid too.
+        A refusal (no content left) is shown as such, so the model knows nothing was found.
+        """
+        if turn.role == "user":
+            return turn.content.strip()
+        return answer_content(turn.content) or NO_ANSWER[lang]
 
     def _clean(self, raw: str) -> str:
         text = _THINK.sub("", raw).strip()

@@ -5,6 +5,7 @@ Layout under ``data_dir``::
     docstore.sqlite3        articles, chunks, generation (source of truth)
     chroma/                 embedded Chroma (persistent mode)
     lexical/gen-<N>-<g>/    BM25 index for generation N and glossary hash g
+    sentences.sqlite3       e5 vectors of the chunks' sentences (evidence selection)
     glossary.tsv            the corpus's own glossary, copied at ingest
     ingest.lock             held while an ingest runs
 """
@@ -22,6 +23,8 @@ import numpy as np
 
 from .glossary import Glossary, load_glossary
 from .lexical import LexicalIndex, LexicalTokenizer
+from .sentence_vectors import FILE_NAME as SENTENCE_VECTORS_FILE
+from .sentence_vectors import SentenceVectorStore
 from .settings import Settings
 from .stores.base import SearchFilter, VectorStore
 from .stores.chroma import ChromaVectorStore
@@ -61,6 +64,14 @@ class Index:
         self._snapshot: Snapshot | None = None
         self._glossary: Glossary | None = None
         self._tokenizer: LexicalTokenizer | None = None
+        self._sentence_vectors: SentenceVectorStore | None = None
+
+    @property
+    def sentence_vectors(self) -> SentenceVectorStore:
+        """Sentence vectors for evidence selection (opened on first use)."""
+        if self._sentence_vectors is None:
+            self._sentence_vectors = SentenceVectorStore(self.data_dir / SENTENCE_VECTORS_FILE, self.model_name)
+        return self._sentence_vectors
 
     # -- glossary and tokenizer ------------------------------------------------------------
     def glossary_paths(self) -> list[Path]:

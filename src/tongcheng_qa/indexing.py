@@ -33,6 +33,7 @@ from .corpus import load_corpus
 from .embeddings import Embedder
 from .errors import CorpusError
 from .index import CORPUS_GLOSSARY_NAME, Index
+from .sentence_vectors import chunk_sentences
 from .settings import ChunkingSettings
 from .types import Article, Chunk
 
@@ -139,7 +140,16 @@ class Ingestor:
         if new_chunks or removed:
             docstore.apply(new_chunks, removed)
         docstore.set_meta("embedding_model", self.index.model_name)
-        self.index.snapshot()  # build the lexical index for the new generation now
+        snap = self.index.snapshot()  # build the lexical index for the new generation now
+        # Sentence vectors are a cache the evidence selector fills on demand; filling it here
+        # keeps answering fast. Every live chunk is checked, so an index built before the
+        # cache existed (or a crash) is completed by the next ingest.
+        live_chunks = [c.chunk for c in snap.chunks]
+        sentences = self.index.sentence_vectors
+        if self.chunking.embed_sentences:
+            sentences.fill(self.embedder, live_chunks, progress=progress)
+        if changed or removed:
+            sentences.prune(s for c in live_chunks for s in chunk_sentences(c))
 
         live = set(docstore.chunk_ids())
         orphans = sorted((stored_ids | {c.chunk_id for c, _ in to_embed}) - live)

@@ -7,14 +7,18 @@ embedding model is loaded on first use, so commands that only read the document 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from .embeddings import Embedder
 from .errors import IndexNotReadyError
 from .index import Index
 from .indexing import Ingestor, IngestReport
 from .retrieval import HybridRetriever
+from .sentence_vectors import EmbeddingSimilarity
 from .settings import Settings
 from .stores.base import SearchFilter
 from .types import Passage
@@ -59,6 +63,14 @@ class KnowledgeBase:
                 f"but the settings select {self.index.model_name!r}. Run `tongcheng-qa ingest` to embed the "
                 "corpus with the selected model, or set TONGCHENG_QA_EMBEDDING__MODEL back."
             )
+
+    @cached_property
+    def _similarity(self) -> EmbeddingSimilarity:
+        return EmbeddingSimilarity(self.embedder, self.index.sentence_vectors)
+
+    def similarities(self, question: str, sentences: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of ``question`` to each sentence (e5; sentence vectors cached at ingest)."""
+        return self._similarity.similarities(question, sentences)
 
     def search(self, query: str, k: int | None = None, flt: SearchFilter | None = None) -> list[Passage]:
         self.check_ready()

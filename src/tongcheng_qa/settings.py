@@ -46,6 +46,9 @@ class ChunkingSettings(BaseModel):
     max_chars: int = Field(default=320, ge=40, le=8000)
     #: Sentences repeated from the previous chunk at the start of the next one.
     overlap_sentences: int = Field(default=1, ge=0, le=5)
+    #: Embed every sentence at ingest for evidence selection (answers stay fast); off, a
+    #: sentence is embedded the first time it is a candidate (ingest is quicker, first answers slower).
+    embed_sentences: bool = True
 
 
 class ChromaSettings(BaseModel):

@@ -116,6 +116,9 @@ class Answer:
     retrieved: tuple[RetrievedRef, ...] = ()
     engine: str = "extractive"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: The answer itself, without the quote around it ("4家", "6∶4", "2023年"): a verbatim
+    #: span of the first citation's quote, or None when the question asks for no short fact.
+    short_answer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The Answer JSON of DESIGN.md (API, CLI ``--json``, eval results)."""

@@ -51,6 +51,9 @@ class AnswerOut(BaseModel):
     retrieved: list[RetrievedOut]
     engine: Literal["extractive", "llm"]
     timings_ms: dict[str, float]
+    short_answer: str | None = Field(
+        default=None, description="The answer span alone (a number, date, name...), taken verbatim from the first quote."
+    )
     session_id: str | None = Field(default=None, description="Set when the question was asked in a session.")
 
 

@@ -6,6 +6,7 @@
     runner.py     index in an isolated data dir, ask through one Assistant, ablations
     baseline.py   the plain LangChain recipe (splitter + Chroma top-4) for comparison
     report.py     results.jsonl, report.json, report.md;  plots.py  its PNGs
+    suite.py      every dataset folder under a root (+ the gold set): one report each, SUMMARY.md
 """
 
 from __future__ import annotations

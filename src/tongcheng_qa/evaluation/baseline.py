@@ -27,6 +27,7 @@ from ..embeddings import Embedder
 from ..generators.base import GenerationRequest
 from ..generators.extractive import ExtractiveGenerator
 from ..index import Index
+from ..sentence_vectors import EmbeddingSimilarity
 from ..lang import detect_language
 from ..types import (
     Answer,
@@ -105,7 +106,7 @@ class LangChainBaseline:
         )
         if self.documents:
             self.store.add_documents(self.documents, ids=[d.metadata["chunk_id"] for d in self.documents])
-        self.generator = ExtractiveGenerator(index)
+        self.generator = ExtractiveGenerator(index, similarity=EmbeddingSimilarity(embedder, index.sentence_vectors))
 
     def search(self, question: str, k: int) -> list[Passage]:
         if not self.documents:

@@ -8,6 +8,11 @@ Definitions (the report keys of DESIGN.md, plus a few extras):
     width: full-width digits/letters/punctuation count as ASCII, ``∶`` as ``:``),
     whitespace runs collapsed to one space, and ``[n]`` citation markers removed (so the
     marker ``[11]`` never satisfies "11").
+``short_answer_accuracy`` (extra)
+    The same test on the *short answer* only (:func:`short_answer_text`): the Answer's
+    ``short_answer`` when the engine set one, else the first non-blank line of its text.
+    A cheap check that the fact itself is up front, not just somewhere in a long quote;
+    the denominator is again all answerable questions (a refusal or error is wrong).
 ``refusal_accuracy`` / ``false_refusal_rate``
     Share of unanswerable questions whose Answer has ``refused: true`` / share of
     answerable questions whose Answer has ``refused: true``. Refusal is read from the flag
@@ -28,17 +33,17 @@ Definitions (the report keys of DESIGN.md, plus a few extras):
     Pooled over all citations of all answers: the share whose ``quote`` equals
     ``body[start:end]`` of the cited article (an unknown article is invalid).
 ``language_match``
-    Answers (refusals included) written in the question's language. The language is
-    detected with :func:`tongcheng_qa.lang.detect_language` on the answer's *own words*:
-    the answer with the source text it reproduces removed, i.e. (1) its verbatim citation
-    quotes, (2) any span inside quotation marks (“…”, 「…」, 『…』, "…"), (3) the ``[n]``
-    markers, and (4) runs of 2+ Chinese characters that occur verbatim in one of its
-    citation quotes (source terms named or glossed, e.g. "金牛区 = Jinniu District"). An
-    English answer that quotes and glosses Chinese sources is English; a Chinese answer
-    quoting an English source sentence is Chinese. If nothing with letters is left (an
-    answer made only of source text), the whole answer is used. Known limit: a Chinese
-    answer made only of phrases copied from its sources plus English glosses reads as
-    English.
+    Answers (refusals included) written in the question's language, by
+    :func:`answer_language`: count the letters of the whole answer text, with only the
+    ``[n]`` markers removed (quotes, quoted spans and copied terms all count: the reader
+    reads them), as CJK ideographs vs Latin letters; the answer is Chinese (``zh``) when
+    CJK ideographs are more than 30% of all letters, else English (``en``). One ideograph
+    carries about as much as a short English word, hence a threshold well below half: a
+    Chinese sentence with a few English names stays ``zh``, an English sentence with a
+    Chinese name or two stays ``en``, and an English frame around a long Chinese quote is
+    ``zh`` (the reader gets mostly Chinese). An answer with no letters at all (a number, a
+    date, a ratio such as "6∶4 [1]") reads the same in either language, so it has no
+    language (``None``) and matches whatever the question's language is.
 ``latency_ms_p50`` / ``latency_ms_p95``
     Percentiles (linear interpolation between the closest ranks) of the Answer's own
     ``timings_ms.total``.
@@ -59,8 +64,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..citations import MARKER_RE, quote_is_valid
-from ..lang import detect_language
-from ..types import Answer, Citation
+from ..types import Answer, Citation, Lang
 
 #: The report keys of the DESIGN.md contract, in report order.
 CONTRACT_KEYS: tuple[str, ...] = (
@@ -77,15 +81,18 @@ CONTRACT_KEYS: tuple[str, ...] = (
     "latency_ms_p95",
 )
 #: Extra keys the harness adds next to the contract ones.
-EXTRA_KEYS: tuple[str, ...] = ("passage_hit_at_5", "passage_mrr", "evidence_recall_at_5", "errors")
+EXTRA_KEYS: tuple[str, ...] = ("short_answer_accuracy", "passage_hit_at_5", "passage_mrr", "evidence_recall_at_5", "errors")
 HIT_K = 5
 RANKING_DEPTH = 10
 
 _RATIO_COLON = "\u2236"  # ∶ in 6∶4; NFKC leaves it alone
 _SPACES = re.compile(r"\s+")
-_QUOTED = re.compile(r"“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"")
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
-_LETTERS = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+#: CJK unified ideographs (basic, extension A, compatibility, extension B).
+_CJK_LETTER = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
+#: Latin letters, ASCII and accented (Latin-1 and Latin Extended-A/B, without × and ÷).
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]")
+#: An answer is 'zh' when CJK ideographs are *more than* this share of its letters.
+ZH_LETTER_SHARE = 0.3
 
 
 # --------------------------------------------------------------------------- answer text
@@ -96,7 +103,9 @@ def fold(text: str) -> str:
 
 
 def _comparable(text: str) -> str:
-    return _SPACES.sub(" ", fold(MARKER_RE.sub(" ", text))).strip()
+    """Folded text with markers and all whitespace removed: the datasets' matching rule
+    ("case-insensitive after NFKC normalisation with spaces removed"), so "136 次" matches "136次"."""
+    return _SPACES.sub("", fold(MARKER_RE.sub(" ", text)))
 
 
 def alternatives(item: str | Sequence[str]) -> tuple[str, ...]:
@@ -125,24 +134,40 @@ def refusal_is_correct(answer: Answer, answerable: bool) -> bool:
     return answer.refused != answerable
 
 
-def text_for_language(answer_text: str, quotes: Iterable[str] = ()) -> str:
-    """The answer's own words: citation quotes, quoted spans, ``[n]`` markers and copied Chinese terms removed."""
-    sources = sorted({q for q in quotes if q}, key=len, reverse=True)
-    text = answer_text
-    for q in sources:
-        text = text.replace(q, " ")
-    text = MARKER_RE.sub(" ", _QUOTED.sub(" ", text))
-    return _CJK_RUN.sub(lambda m: " " if any(m.group(0) in q for q in sources) else m.group(0), text)
+def short_answer_text(answer: Answer) -> str:
+    """The short answer: ``answer.short_answer`` when set (non-blank), else the text's first non-blank line.
+
+    Engines without a short-answer extractor still get a fair reading: their first line is
+    where a reader looks for the fact.
+    """
+    if answer.short_answer is not None and answer.short_answer.strip():
+        return answer.short_answer
+    return next((line for line in answer.answer.splitlines() if line.strip()), "")
 
 
-def answer_language(answer_text: str, quotes: Iterable[str] = ()) -> str:
-    """'zh' or 'en': the language the answer is written in (see the module docstring)."""
-    own = text_for_language(answer_text, quotes)
-    return detect_language(own if _LETTERS.search(own) else answer_text)
+def short_answer_is_correct(answer: Answer, must_include: Sequence[str | Sequence[str]]) -> bool:
+    """For an answerable question: answered (not refused) and its short answer satisfies ``must_include``."""
+    return not answer.refused and satisfies_must_include(short_answer_text(answer), must_include)
 
 
-def language_match(answer_text: str, expected: str, quotes: Iterable[str] = ()) -> bool:
-    return answer_language(answer_text, quotes) == expected
+def letter_counts(text: str) -> tuple[int, int]:
+    """(CJK ideographs, Latin letters) in ``text`` after NFKC (full-width ``Ａ`` is Latin), ``[n]`` markers removed."""
+    plain = unicodedata.normalize("NFKC", MARKER_RE.sub(" ", text))
+    return len(_CJK_LETTER.findall(plain)), len(_LATIN_LETTER.findall(plain))
+
+
+def answer_language(answer_text: str) -> Lang | None:
+    """'zh', 'en', or None for an answer without letters (the rule: module docstring, ``language_match``)."""
+    cjk, latin = letter_counts(answer_text)
+    if cjk + latin == 0:
+        return None
+    return "zh" if cjk > ZH_LETTER_SHARE * (cjk + latin) else "en"
+
+
+def language_match(answer_text: str, expected: str) -> bool:
+    """The answer is in the ``expected`` language; a letterless answer matches either."""
+    detected = answer_language(answer_text)
+    return detected is None or detected == expected
 
 
 # --------------------------------------------------------------------------- citations
@@ -254,6 +279,7 @@ class QuestionScore:
     error: str | None = None
     refused: bool | None = None
     correct: bool | None = None  # answerable only: answered and satisfying must_include
+    short_correct: bool | None = None  # answerable only: the short answer satisfies must_include
     refusal_correct: bool | None = None  # unanswerable only
     has_sources: bool = False
     article_rank: int | None = None  # first gold-article chunk in the ranking (1-based)
@@ -263,7 +289,7 @@ class QuestionScore:
     n_citations: int = 0
     n_gold_citations: int = 0
     n_valid_citations: int = 0
-    language: str | None = None  # detected language of the answer
+    language: str | None = None  # detected language of the answer (None: no answer, or no letters)
     language_ok: bool | None = None
     latency_ms: float | None = None
 
@@ -296,10 +322,10 @@ def score_question(
     if answer is None:
         return QuestionScore(
             id=qid, lang=lang, type=qtype, answerable=answerable, error=error or "no answer",
-            correct=False if answerable else None, refusal_correct=None if answerable else False, **retrieval,
+            correct=False if answerable else None, short_correct=False if answerable else None,
+            refusal_correct=None if answerable else False, **retrieval,
         )
-    quotes = [c.quote for c in answer.citations]
-    detected = answer_language(answer.answer, quotes)
+    detected = answer_language(answer.answer)
     return QuestionScore(
         id=qid,
         lang=lang,
@@ -308,12 +334,13 @@ def score_question(
         error=error,
         refused=answer.refused,
         correct=answer_is_correct(answer, must_include) if answerable else None,
+        short_correct=short_answer_is_correct(answer, must_include) if answerable else None,
         refusal_correct=None if answerable else refusal_is_correct(answer, answerable),
         n_citations=len(answer.citations),
         n_gold_citations=gold_citation_count(answer.citations, sources),
         n_valid_citations=valid_citation_count(answer.citations, body_of),
         language=detected,
-        language_ok=detected == lang,
+        language_ok=language_match(answer.answer, lang),
         latency_ms=answer.timings_ms.get("total"),
         **retrieval,
     )
@@ -341,6 +368,7 @@ def summarize(rows: Sequence[QuestionScore]) -> dict[str, Any]:
     return {
         "n": len(rows),
         "answer_accuracy": _round(share([bool(r.correct) for r in answerable])),
+        "short_answer_accuracy": _round(share([bool(r.short_correct) for r in answerable])),
         "refusal_accuracy": _round(share([bool(r.refusal_correct) for r in unanswerable])),
         "false_refusal_rate": _round(share([bool(r.refused) for r in answerable])),
         "retrieval_hit_at_5": _round(share([r.article_rank is not None and r.article_rank <= HIT_K for r in with_sources])),

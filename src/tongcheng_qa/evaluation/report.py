@@ -38,13 +38,14 @@ VARIANTS_DIR = "variants"
 DESCRIPTIONS: dict[str, str] = {
     "n": "questions",
     "answer_accuracy": "answerable, not refused, all must_include present (case/width-folded)",
+    "short_answer_accuracy": "the same on the short answer only (Answer.short_answer, else the first line) (extra)",
     "refusal_accuracy": "unanswerable questions refused",
     "false_refusal_rate": "answerable questions refused",
     "retrieval_hit_at_5": "a gold-source article among the top 5 chunks",
     "mrr": "1 / rank of the first gold-source chunk (depth 10)",
     "citation_precision": "citations (answerable questions) whose article is a gold source",
     "citation_valid_rate": "citation quotes equal to body[start:end]",
-    "language_match": "language of the answer's own words (quoted/copied source text removed) = question language",
+    "language_match": "answer language (zh when CJK > 30% of its letters, else en; no letters: any) = question language",
     "latency_ms_p50": "median Answer.timings_ms.total",
     "latency_ms_p95": "95th percentile of Answer.timings_ms.total",
     "passage_hit_at_5": "a top-5 chunk contains an evidence string (extra)",
@@ -53,7 +54,7 @@ DESCRIPTIONS: dict[str, str] = {
     "errors": "questions that raised",
 }
 COMPARISON_KEYS = (
-    "answer_accuracy", "refusal_accuracy", "false_refusal_rate", "retrieval_hit_at_5", "passage_hit_at_5",
+    "answer_accuracy", "short_answer_accuracy", "refusal_accuracy", "false_refusal_rate", "retrieval_hit_at_5", "passage_hit_at_5",
     "passage_mrr", "evidence_recall_at_5", "citation_precision", "citation_valid_rate", "language_match",
     "latency_ms_p50", "latency_ms_p95",
 )
@@ -61,10 +62,11 @@ TYPES = ("factoid", "multi_hop", "unanswerable", "followup")
 METRICS_NOTE = (
     "See `tongcheng_qa/evaluation/metrics.py`. In short: text matching folds case and width "
     "(full-width digits, letters and punctuation count as ASCII; ∶ as :) and ignores [n] markers; "
-    "refusal is the Answer's `refused` flag; `language_match` detects the language of the answer's own "
-    "words, after removing its verbatim citation quotes, anything in quotation marks, the [n] markers "
-    "and Chinese terms copied from its quotes (so an English answer quoting and glossing Chinese "
-    "sources is English); a metric with no eligible question is `–` (null); a question that raised "
+    "refusal is the Answer's `refused` flag; `short_answer_accuracy` applies the must_include test to the "
+    "Answer's `short_answer` (else its first line); `language_match` counts the letters of the whole answer "
+    "([n] markers removed, quotes kept): Chinese when CJK ideographs are more than 30% of its letters, else "
+    "English, and an answer without letters (a bare number or date) matches either language; a metric with "
+    "no eligible question is `–` (null); a question that raised "
     "counts as wrong for accuracy/refusal/retrieval and is left out of citation/language/latency."
 )
 
@@ -130,7 +132,7 @@ def _cell(text: str, limit: int = 220) -> str:
     return flat.replace("|", "\\|")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: bool = True) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: bool = True) -> list[str]:
     """A Markdown table; with ``numeric`` every column but the first is right-aligned."""
     align = ["---" if i == 0 or not numeric else "---:" for i in range(len(header))]
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
@@ -144,13 +146,13 @@ def _metric_keys() -> list[str]:
 
 def overall_section(report: Mapping[str, Any]) -> list[str]:
     rows = [[f"`{k}`", fmt(report.get(k), k), DESCRIPTIONS.get(k, "")] for k in _metric_keys()]
-    return ["## Overall", "", *_table(["metric", "value", "definition"], rows, numeric=False), ""]
+    return ["## Overall", "", *markdown_table(["metric", "value", "definition"], rows, numeric=False), ""]
 
 
 def breakdown_section(title: str, groups: Mapping[str, Mapping[str, Any]], overall: Mapping[str, Any]) -> list[str]:
     names = list(groups)
     rows = [[f"`{k}`", fmt(overall.get(k), k), *(fmt(groups[g].get(k), k) for g in names)] for k in _metric_keys()]
-    return [f"## {title}", "", *_table(["metric", "all", *names], rows), ""]
+    return [f"## {title}", "", *markdown_table(["metric", "all", *names], rows), ""]
 
 
 def comparison_section(report: Mapping[str, Any]) -> list[str]:
@@ -173,7 +175,7 @@ def comparison_section(report: Mapping[str, Any]) -> list[str]:
          "is LangChain's RecursiveCharacterTextSplitter (1000/200) + Chroma top-4 with the same embedder, "
          f"extractive engine and citation verifier, and no follow-up rewriting.{chunks}"),
         "",
-        *_table(header, rows),
+        *markdown_table(header, rows),
         "",
     ]
 
@@ -201,8 +203,17 @@ def failures_section(runs: Sequence[QuestionRun]) -> list[str]:
             got = ("(refused) " if r.answer.refused else "") + r.answer.answer
         missing = missing_items(r.answer.answer, q.must_include) if r.answer is not None else list(q.must_include)
         rows.append([q.id, q.type, q.lang, _cell(q.question, 120), _cell(_expected(r, missing), 160), _cell(got)])
-    body = _table(["id", "type", "lang", "question", "expected", "got"], rows, numeric=False) if rows else ["None."]
+    body = markdown_table(["id", "type", "lang", "question", "expected", "got"], rows, numeric=False) if rows else ["None."]
     return [f"## Failed questions ({len(failed)} of {len(runs)})", "", *body, ""]
+
+
+def _limit_line(run: Mapping[str, Any]) -> list[str]:
+    """Say loudly when only part of the set ran: its numbers are not comparable with a full run."""
+    if run.get("limit") is None:
+        return []
+    line = (f"- **partial run**: the first {run['n_questions']} of {run['questions_total']} questions "
+            f"(`--limit {run['limit']}`)")
+    return [line]
 
 
 def _run_line(run: Mapping[str, Any]) -> list[str]:
@@ -211,6 +222,8 @@ def _run_line(run: Mapping[str, Any]) -> list[str]:
          f"`{run['embedding_model']}` ({run['embedding_backend']})"),
         (f"- corpus: `{run['corpus']}` ({run['articles']} articles, {run['chunks']} chunks); questions: "
          f"`{run['questions']}`"),
+        *_limit_line(run),
+        *([f"- index kept in `{run['index_dir']}` (reused by the next run)"] if run.get("index_dir") else []),
         f"- started {run['started_at']}; wall time {run['wall_s']:.1f} s (indexing, all configurations)",
         (f"- latencies are steady-state: one untimed warm-up ask first (cold start {fmt(run['warmup_ms'], 'latency')} "
          f"ms); retrieval ranking to depth {run['ranking_depth']}, {run['ranking_mismatches']} mismatches with "
@@ -284,7 +297,9 @@ def write_outputs(out_dir: Path, report: Mapping[str, Any], main: VariantRun, va
 
 def headline(report: Mapping[str, Any]) -> str:
     """A few lines for the terminal: the contract metrics and the passage-level hit."""
-    keys = [k for k in CONTRACT_KEYS if k != "n"] + ["passage_hit_at_5"]
+    keys = [k for k in CONTRACT_KEYS if k != "n"]
+    keys.insert(keys.index("answer_accuracy") + 1, "short_answer_accuracy")
+    keys.append("passage_hit_at_5")
     lines = [f"{report['n']} questions, {report['run']['label']}, {report['run']['wall_s']:.1f} s"]
     lines += [f"  {k:<22} {fmt(report.get(k), k)}" for k in keys]
     for v in report.get("variants", []):

@@ -6,14 +6,20 @@ knowledge base for the ranking of the answer's standalone question down to
 ``RANKING_DEPTH`` (hit@k curves need more than the passages the engine gets); its first
 entries are the Answer's own ``retrieved`` list, which the run checks (``ranking_mismatches``).
 
+The index lives in a temporary folder, or, with ``index_dir``, in a kept folder that the
+next run reuses (ingest is incremental, so an unchanged corpus embeds nothing: the big
+datasets take minutes to embed). A stamp file there records the chunking/embedding
+settings ingest cannot detect, and a mismatch is an error rather than a stale index.
+
 Ablations (retrieval mode, answer engine, follow-up rewriting) reuse the one index and
 change only retrieval/answer settings; the baseline (:mod:`.baseline`) gets its own
-LangChain Chroma collection in the same temporary folder. A question that raises is
-recorded with its error and the run goes on.
+LangChain Chroma collection in a temporary folder. A question that raises is recorded
+with its error and the run goes on.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -28,6 +34,7 @@ from tqdm import tqdm
 from ..assistant import Assistant
 from ..corpus import load_corpus
 from ..embeddings import Embedder
+from ..errors import ConfigError
 from ..generators.registry import ENGINES, UnknownEngineError
 from ..knowledge_base import KnowledgeBase
 from ..settings import Settings
@@ -46,6 +53,7 @@ from .overrides import apply_overrides
 LLM_ENGINES = ("openai", "llamacpp")
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
 MAIN_NAME = "project"
+INDEX_STAMP = "eval-index.json"  # in a kept --index-dir: the settings its index was built with
 
 
 @dataclass(frozen=True)
@@ -181,13 +189,44 @@ def _project_fns(assistant: Assistant, engine: str) -> tuple[AskFn, RankFn]:
 
 # --------------------------------------------------------------------------- variants
 
-def isolated_settings(settings: Settings, tmp: Path, corpus_dir: Path) -> Settings:
-    """``settings`` with a fresh data dir under ``tmp`` and an embedded Chroma (never the user's index)."""
+def isolated_settings(settings: Settings, data_dir: Path, corpus_dir: Path) -> Settings:
+    """``settings`` with the eval's own ``data_dir`` and an embedded Chroma (never the user's index)."""
     return settings.model_copy(update={
-        "data_dir": tmp / "data",
+        "data_dir": data_dir,
         "corpus_dir": corpus_dir,
         "chroma": settings.chroma.model_copy(update={"mode": "persistent"}),
     })
+
+
+def index_stamp(settings: Settings) -> dict[str, Any]:
+    """What a kept index was built with, beyond what ingest itself tracks.
+
+    Ingest re-embeds changed files (content hashes) and keeps one vector collection per
+    embedding model, but it cannot see a change of chunking or of how passages are
+    embedded: a reused index would silently answer from the old chunks.
+    """
+    emb, chunking = settings.embedding, settings.chunking
+    return {
+        "chunking": {"max_chars": chunking.max_chars, "overlap_sentences": chunking.overlap_sentences},
+        "embedding": {"backend": emb.backend, "passage_prefix": emb.passage_prefix,
+                      "max_seq_length": emb.max_seq_length},
+    }
+
+
+def prepare_index_dir(index_dir: Path, settings: Settings) -> None:
+    """Create ``index_dir`` or check that its index was built with the same settings (:func:`index_stamp`)."""
+    stamp_path = index_dir / INDEX_STAMP
+    wanted = index_stamp(settings)
+    if stamp_path.is_file():
+        built = json.loads(stamp_path.read_text(encoding="utf-8"))
+        if built != wanted:
+            raise ConfigError(
+                f"The eval index in {index_dir} was built with other settings ({json.dumps(built)}; these "
+                f"settings: {json.dumps(wanted)}). Delete {index_dir} or pass another --index-dir, and run again."
+            )
+        return
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stamp_path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
 
 
 def _with(settings: Settings, section: str, **values: Any) -> Settings:
@@ -240,6 +279,21 @@ def _run_project(
     return run_questions(name, label, questions, ask, rank, body_of, progress)
 
 
+def _run_ablations(
+    settings: Settings, kb: KnowledgeBase, engine: str, questions: Sequence[EvalQuestion],
+    body_of: Callable[[str], str | None], progress: bool,
+) -> list[VariantRun]:
+    """Each ablation over the one index (a skipped one is kept, with its reason)."""
+    runs: list[VariantRun] = []
+    for spec in ablation_specs(settings, engine):
+        if spec.skipped or spec.settings is None:
+            runs.append(VariantRun(spec.name, spec.label, skipped=spec.skipped))
+            continue
+        runs.append(_run_project(spec.name, spec.label, spec.settings, kb, spec.engine or engine, questions,
+                                 body_of, progress))
+    return runs
+
+
 def _run_baseline(
     kb: KnowledgeBase, articles: Sequence[Any], tmp: Path, questions: Sequence[EvalQuestion],
     body_of: Callable[[str], str | None], progress: bool,
@@ -280,40 +334,45 @@ def run_eval(
     baseline: bool = False,
     embedder: Embedder | None = None,
     progress: bool = True,
+    limit: int | None = None,
+    index_dir: Path | None = None,
 ) -> EvalResult:
     """Evaluate the corpus/questions and write results.jsonl, report.json, report.md and plots to ``out_dir``.
 
-    The dataset and the overrides are validated before anything is indexed
-    (:class:`~.dataset.DatasetError`, :class:`~tongcheng_qa.errors.ConfigError`).
+    ``limit``: ask only the first ``limit`` questions (quick runs; the report says so).
+    ``index_dir``: keep the index there and reuse it next time (ingest embeds only what
+    changed) instead of building it in a temporary folder; the baseline's Chroma
+    collection stays temporary. The dataset and the overrides are validated before
+    anything is indexed (:class:`~.dataset.DatasetError`,
+    :class:`~tongcheng_qa.errors.ConfigError`).
     """
     from .report import build_report, write_outputs
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    questions = load_dataset(questions_path)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    all_questions = load_dataset(questions_path)
+    questions = all_questions[:limit]
     settings = apply_overrides(settings, config_overrides)
     engine = engine or settings.answer.engine
     if engine not in ENGINES:
         raise UnknownEngineError(engine)
     corpus_dir = Path(corpus_dir)
+    if index_dir is not None:
+        prepare_index_dir(Path(index_dir), settings)
     articles, corpus_errors = load_corpus(corpus_dir)
     bodies = {a.article_id: a.body for a in articles}
     with tempfile.TemporaryDirectory(prefix="tongcheng-eval-") as tmp_name:
         tmp = Path(tmp_name)
-        eval_settings = isolated_settings(settings, tmp, corpus_dir)
+        eval_settings = isolated_settings(settings, Path(index_dir) if index_dir is not None else tmp / "data",
+                                          corpus_dir)
         kb = KnowledgeBase(eval_settings, embedder=embedder)
         ingest = kb.ingest(corpus_dir, progress=progress)
         kb.check_ready()
         main = _run_project(MAIN_NAME, main_label(eval_settings, engine), eval_settings, kb, engine, questions,
                             bodies.get, progress)
-        variants: list[VariantRun] = []
-        if ablations:
-            for spec in ablation_specs(eval_settings, engine):
-                if spec.skipped or spec.settings is None:
-                    variants.append(VariantRun(spec.name, spec.label, skipped=spec.skipped))
-                    continue
-                variants.append(_run_project(spec.name, spec.label, spec.settings, kb, spec.engine or engine,
-                                             questions, bodies.get, progress))
+        variants = _run_ablations(eval_settings, kb, engine, questions, bodies.get, progress) if ablations else []
         baseline_chunks: int | None = None
         if baseline:
             baseline_run, baseline_chunks = _run_baseline(kb, articles, tmp, questions, bodies.get, progress)
@@ -323,6 +382,10 @@ def run_eval(
         "started_at": started.isoformat(timespec="seconds"),
         "corpus": str(corpus_dir),
         "questions": str(questions_path),
+        "limit": limit,
+        "questions_total": len(all_questions),
+        "n_questions": len(questions),
+        "index_dir": str(index_dir) if index_dir is not None else None,
         "articles": len(articles),
         "chunks": n_chunks,
         "baseline_chunks": baseline_chunks,

@@ -27,6 +27,7 @@ class Draft:
     text: str
     refused: bool = False
     engine: str | None = None  # set by wrappers when another engine answered (fallback)
+    short_answer: str | None = None  # the answer span alone, verbatim from the first quote
 
 
 @runtime_checkable

@@ -1,12 +1,12 @@
 """Extractive answer engine: quotes the evidence sentence(s) that answer the question, verbatim.
 
-Deterministic and model-free at answer time. Each candidate sentence of the retrieved
-passages is scored by how much of the question it covers (IDF-weighted question terms,
-glossary entities in either language, numbers) and whether it has the kind of content the
-question asks for (a number for 多少 / how many, a date for 何时 / when, a person for 谁 /
-who, a proportion for 股比 / ratio, a post for 职务 / position). The best sentence is quoted; a second one is added when it covers question terms the
-first lacks (two-passage questions). When nothing covers enough of the question the engine
-refuses. English questions get an English frame and glosses of the Chinese entities quoted.
+Deterministic and LLM-free at answer time. The evidence selector (:mod:`..selection`) scores
+every sentence of the retrieved passages with a fitted model over general signals (e5
+similarity, IDF coverage, answer-type fit, constraint agreement, retrieval rank); the best
+sentence of each question part is quoted when its probability reaches the fitted
+threshold, and a second one when it covers question terms the first lacks. When no part
+is answered the engine refuses. English questions get an English frame and glosses of the
+Chinese entities quoted.
 """
 
 from __future__ import annotations
@@ -15,123 +15,34 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..analysis import (
-    QuestionAnalysis,
-    QuestionAnalyzer,
-    TermStats,
-    coverage,
-    split_question,
-    type_fits,
-)
-from ..chunking import split_sentences
+from ..analysis import QuestionAnalysis, QuestionAnalyzer, TermStats, split_question
 from ..glossary import Glossary
 from ..index import Index
-from ..injection import is_instruction
+from ..spans import short_answer
+from ..selection import Candidate, Selector, SentenceSimilarity, candidates, default_selector, select
 from ..types import Lang, Passage
 from .base import Draft, GenerationRequest
-
-#: A sentence must cover this share of the question's weighted terms to be an answer.
-#: Calibrated on the team's answerable vs unanswerable questions (eval/): see the closing
-#: notes and eval/reports for the measured error rates.
-MIN_COVERAGE = 0.55
-#: A second sentence must add at least this share of (uncovered) question weight.
-MIN_GAIN = 0.2
-#: ... and cover this much of the question on its own.
-SECOND_MIN_COVERAGE = 0.4
-#: Sentences without the asked-for content (number/date/person) keep this share of their score.
-TYPE_MISS_FACTOR = 0.55
-#: Tie-breakers: retrieval rank (score += RANK_PRIOR / rank) and the share of question
-#: terms the sentence contains itself rather than through its passage's context.
-RANK_PRIOR = 0.04
-OWN_TERMS_BONUS = 0.06
-
 
 #: A sentence that opens with a pronoun/demonstrative needs the one before it to make sense.
 _NEEDS_ANTECEDENT = re.compile(r"^(?:[“\"]?)(?:该|这|此|其|它|他|她|上述|对此|(?:This|These|That|It|They|He|She)\b)")
 
 
 @dataclass(frozen=True)
-class Candidate:
-    n: int  # 1-based passage number
-    text: str
-    score: float
-    covered: frozenset[int]
-    order: tuple[int, int]  # (passage number, sentence position) for stable ordering
-    previous: str | None = None  # the sentence before it in the same passage
-    own: float = 0.0  # share of question terms in the sentence itself
+class Evidence:
+    """What the answer quotes: (passage number, sentence) pairs, best first, and the
+    parts of a multi-part question the sources don't answer. Falsy when nothing answers."""
 
+    items: tuple[tuple[int, str], ...] = ()
+    unanswered: tuple[str, ...] = ()
+    best_p: float = 0.0
+    #: the answer span of a one-part number/date/ratio question, and its passage number
+    short: tuple[int, str] | None = None
 
-def _candidates(analysis: QuestionAnalysis, passages: tuple[Passage, ...]) -> list[Candidate]:
-    seen: set[tuple[str, int]] = set()
-    out: list[Candidate] = []
-    for n, p in enumerate(passages, 1):
-        text = p.chunk.text
-        context = f"{p.chunk.context}\n{text}"
-        prev: str | None = None
-        for pos, (a, b) in enumerate(split_sentences(text)):
-            key = (p.article_id, p.chunk.start + a)
-            sent = text[a:b].strip()
-            if key in seen or len(sent) < 4:
-                prev = sent or prev
-                continue
-            seen.add(key)
-            if is_instruction(sent):
-                prev = sent
-                continue  # text addressed to an AI is not evidence about the news
-            cov, hit = coverage(analysis, sent, context)
-            if not type_fits(analysis.answer_type, sent):
-                cov *= TYPE_MISS_FACTOR
-            own = len(hit) / len(analysis.terms) if analysis.terms else 0.0
-            score = cov + RANK_PRIOR / n + OWN_TERMS_BONUS * own
-            out.append(Candidate(n, sent, score, frozenset(hit), (n, pos), prev, own))
-            prev = sent
-    out.sort(key=lambda c: (-c.score, c.order))
-    return out
+    def __bool__(self) -> bool:
+        return bool(self.items)
 
-
-def _coverage_of(c: Candidate) -> float:
-    """A candidate's coverage without the tie-breaking bonuses."""
-    return c.score - RANK_PRIOR / c.n - OWN_TERMS_BONUS * c.own
-
-
-def _best(analysis: QuestionAnalysis, passages: tuple[Passage, ...]) -> tuple[list[Candidate], list[Candidate]]:
-    cands = _candidates(analysis, passages)
-    if not cands or _coverage_of(cands[0]) < MIN_COVERAGE:
-        return [], cands
-    return [cands[0]], cands
-
-
-def select_evidence(analyses: list[QuestionAnalysis], passages: tuple[Passage, ...]) -> list[Candidate]:
-    """The sentence(s) to quote, in reading order; empty when none answers the question.
-
-    A compound question (several analyses) gets the best sentence for each part it can
-    answer; a simple one may get a second sentence covering what the first lacks.
-    """
-    if len(analyses) > 1:
-        picked: dict[tuple[int, int], Candidate] = {}
-        for a in analyses:
-            for c in _best(a, passages)[0]:
-                picked.setdefault(c.order, c)
-        return sorted(picked.values(), key=lambda c: c.order)
-    analysis = analyses[0]
-    chosen, cands = _best(analysis, passages)
-    if not chosen:
-        return []
-    best = chosen[0]
-    weights = [t.weight for t in analysis.terms]
-    total = sum(weights) or 1.0
-    uncovered = set(range(len(weights))) - best.covered
-    if uncovered:
-        gains = [
-            (sum(weights[i] for i in c.covered & uncovered) / total, c)
-            for c in cands[1:]
-            if c.covered & uncovered and _coverage_of(c) >= SECOND_MIN_COVERAGE
-        ]
-        if gains:
-            gain, second = max(gains, key=lambda g: (g[0], g[1].score))
-            if gain >= MIN_GAIN:
-                chosen.append(second)
-    return sorted(chosen, key=lambda c: c.order)
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return iter(self.items)
 
 
 def _frame(lang: Lang, p: Passage, glossary: Glossary) -> str:
@@ -162,8 +73,13 @@ class ExtractiveGenerator:
 
     name = "extractive"
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, similarity: SentenceSimilarity | None = None,
+                 selector: Selector | None = None) -> None:
         self.index = index
+        #: question ~ sentence similarity (e5); without it the selector treats every
+        #: sentence as equally similar and decides on the other signals alone
+        self.similarity = similarity
+        self.selector = selector or default_selector()
         self._stats: tuple[int, TermStats] | None = None
         self._analyzer: tuple[object, QuestionAnalyzer] | None = None
 
@@ -179,33 +95,67 @@ class ExtractiveGenerator:
             self._analyzer = (tok, QuestionAnalyzer(tok, self.index.glossary))
         return self._analyzer[1].analyze(question, lang, self._term_stats())
 
-    def evidence(self, question: str, lang: Lang, passages: tuple[Passage, ...]) -> list[tuple[int, str]]:
-        """(passage number, sentence) pairs to quote, in reading order; [] when unanswerable."""
-        analyses = [self.analyze(part, lang) for part in split_question(question)]
+    def parts(self, question: str, lang: Lang) -> list[tuple[str, QuestionAnalysis]]:
+        """The question's parts ("…是什么时候签订的?两地明确了多少个合作领域?") with their analyses."""
+        return [(part, self.analyze(part, lang)) for part in split_question(question)]
+
+    def candidates(self, question: str, analysis: QuestionAnalysis, passages: tuple[Passage, ...]) -> list[Candidate]:
+        """Every candidate sentence for one question part, scored, best first."""
+        model = self.selector.for_lang(analysis.lang)
+        return candidates(analysis, question, passages, self.similarity, model, self._term_stats().idf)
+
+    def evidence(self, question: str, lang: Lang, passages: tuple[Passage, ...]) -> Evidence:
+        """The sentences to quote (each part's best first); empty (falsy) when nothing answers."""
+        parts = self.parts(question, lang)
+        chosen = select(parts, passages, self.similarity, self.selector.for_lang(lang),
+                        scored=lambda q, a: self.candidates(q, a, passages))
+        short = None
+        if len(parts) == 1 and chosen.best:
+            top = chosen.best[0]
+            span = short_answer(parts[0][1], parts[0][0], top.text)
+            short = (top.n, span) if span else None
         out: list[tuple[int, str]] = []
-        for c in select_evidence(analyses, passages):
+        for c in chosen.chosen:
             if c.previous and _NEEDS_ANTECEDENT.match(c.text) and (c.n, c.previous) not in out:
                 out.append((c.n, c.previous))
             if (c.n, c.text) not in out:
                 out.append((c.n, c.text))
-        return out
+        return Evidence(tuple(out), chosen.unanswered_parts, chosen.best_p, short)
 
     def generate(self, request: GenerationRequest) -> Draft:
         return self.compose(request, self.evidence(request.question, request.lang, request.passages))
 
-    def compose(self, request: GenerationRequest, chosen: list[tuple[int, str]]) -> Draft:
-        """The answer text quoting ``chosen`` (from ``evidence``); a refusal when it is empty."""
-        if not chosen:
+    def compose(self, request: GenerationRequest, chosen: Evidence | list[tuple[int, str]]) -> Draft:
+        """The answer text quoting ``chosen`` (from ``evidence``); a refusal when it is empty.
+
+        Parts of a multi-part question that no sentence answers are named at the end, so the
+        reader knows what the sources leave open instead of finding it silently dropped.
+        """
+        items = list(chosen)
+        if not items:
             return Draft(text="", refused=True)
+        unanswered = chosen.unanswered if isinstance(chosen, Evidence) else ()
+        short = chosen.short if isinstance(chosen, Evidence) else None
         glossary = self.index.glossary
-        first = request.passages[chosen[0][0] - 1]
+        first = request.passages[items[0][0] - 1]
         if request.lang == "zh":
-            body = "".join(f"{text}[{n}]" for n, text in chosen)
-            return Draft(text=f"{_frame('zh', first, glossary)}{body}")
-        quotes = " ".join(f"“{text}” [{n}]" for n, text in chosen)
-        glosses = _glosses([text for _, text in chosen], glossary)
+            body = "".join(f"{text}[{n}]" for n, text in items)
+            text = f"{_frame('zh', first, glossary)}{body}"
+            if short:  # lead with the answer itself, then the quote that proves it
+                text = f"{short[1]}[{short[0]}]\n{text}"
+            if unanswered:
+                text += "\n现有资料没有提到:" + "；".join(unanswered)
+            return Draft(text=text, short_answer=short[1] if short else None)
+        quotes = " ".join(f"“{text}” [{n}]" for n, text in items)
+        glosses = _glosses([text for _, text in items], glossary)
         text = f"{_frame('en', first, glossary)} {quotes}"
-        return Draft(text=f"{text}\n{glosses}" if glosses else text)
+        if short:
+            text = f"{short[1]} [{short[0]}]\n{text}"
+        if glosses:
+            text += f"\n{glosses}"
+        if unanswered:
+            text += "\nThe sources don't say: " + " ".join(unanswered)
+        return Draft(text=text, short_answer=short[1] if short else None)
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         draft = self.generate(request)
