@@ -34,8 +34,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tongcheng_qa.evaluation.suite import DatasetSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "eval" / "selector"
@@ -54,18 +58,11 @@ MAX_PER_PART = 3
 HOLDOUT_SHARE = 0.2
 
 
-@dataclass(frozen=True)
-class DevSet:
-    name: str
-    corpus: Path
-    questions: Path
+def dev_sets(datasets_root: Path) -> list[DatasetSpec]:
+    """The gold set, then every dataset folder under ``datasets_root`` (as ``tongcheng-qa eval --datasets`` finds them)."""
+    from tongcheng_qa.evaluation.suite import DatasetSpec, discover_datasets
 
-
-def dev_sets(datasets_root: Path) -> list[DevSet]:
-    sets = [DevSet("gold", ROOT / "corpus", ROOT / "eval" / "gold.jsonl")]
-    for folder in sorted(p for p in datasets_root.iterdir() if (p / "questions.jsonl").is_file()):
-        sets.append(DevSet(folder.name, folder / "corpus", folder / "questions.jsonl"))
-    return sets
+    return [DatasetSpec("gold", ROOT / "corpus", ROOT / "eval" / "gold.jsonl"), *discover_datasets(datasets_root)]
 
 
 def _norm(text: str) -> str:
@@ -84,7 +81,7 @@ def holds_answer(sentence: str, must_include: Sequence[str | Sequence[str]]) -> 
 
 # --------------------------------------------------------------------------- features
 
-def extract(sets: Sequence[DevSet], index_root: Path, progress: bool = True) -> dict[str, np.ndarray]:
+def extract(sets: Sequence[DatasetSpec], index_root: Path, progress: bool = True) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
     from tongcheng_qa.assistant import Assistant
@@ -125,7 +122,7 @@ def extract(sets: Sequence[DevSet], index_root: Path, progress: bool = True) -> 
     return out
 
 
-def extract_questions(path: Path, sets: Sequence[DevSet], index_root: Path) -> None:
+def extract_questions(path: Path, sets: Sequence[DatasetSpec], index_root: Path) -> None:
     table = extract(sets, index_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **table)
