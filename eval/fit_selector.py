@@ -426,14 +426,14 @@ def _report_language(full: dict[str, np.ndarray], lang: str) -> tuple[LangModel,
     m = fit_language(full, lang)
     view = question_view(m.parts, m.gate_p)
     y = table["y"].astype(bool)
-    lines = [f"## {lang} questions", "",
-             f"Rows: {len(y)} ({int(y.sum())} positive), questions: {len(view.key)}, datasets: {', '.join(names)}. "
-             f"Gate threshold: **{m.threshold:.2f}** (highest with mean per-dataset false refusals <= "
-             f"{MAX_FALSE_REFUSAL}); runner-up ratio **alpha = {m.alpha:.2f}**.",
-             "", "### Fitted on all of it (in-sample)", "", *_HEAD]
+    head = (f"Rows: {len(y)} ({int(y.sum())} positive), questions: {len(view.key)}, datasets: {', '.join(names)}. "
+            f"Gate threshold: **{m.threshold:.2f}** (highest with mean per-dataset false refusals <= "
+            f"{MAX_FALSE_REFUSAL}); runner-up ratio **alpha = {m.alpha:.2f}**.")
+    lines = [f"## {lang} questions", "", head, "", "### Fitted on all of it (in-sample)", "", *_HEAD]
     lines += [_row(d, _summary(view, m.threshold, None if d == "all" else view.dataset == d)) for d in [*names, "all"]]
-    lines += ["", f"Runners-up: quote also sentences whose p >= alpha x the best one's (at most {MAX_PER_PART} a part; "
-              f"each extra sentence costs {SENTENCE_COST} of an answer):", "",
+    runners = (f"Runners-up: quote also sentences whose p >= alpha x the best one's (at most {MAX_PER_PART} a part; "
+               f"each extra sentence costs {SENTENCE_COST} of an answer):")
+    lines += ["", runners, "",
               "| dataset | parts answered right, best only | with runners-up | extra sentences per answer |",
               "|---|---|---|---|"]
     for d in names:
@@ -494,7 +494,7 @@ def fit_and_report(table: dict[str, np.ndarray]) -> tuple[dict, str]:
     selector = {
         "features": list(FEATURES),
         "models": models,
-        "meta": {"fitted_by": "eval/fit_selector.py", "datasets": names, "rows": int(len(y)),
+        "meta": {"fitted_by": "eval/fit_selector.py", "datasets": names, "rows": len(y),
                  "positives": int(y.sum()), "C": L2_C, "gate_C": GATE_C, "max_false_refusal": MAX_FALSE_REFUSAL,
                  "sentence_cost": SENTENCE_COST},
     }

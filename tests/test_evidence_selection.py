@@ -63,7 +63,7 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
     return _assistant(Settings(data_dir=root / "data", corpus_dir=root / "made-up"), root)
 
 
-def _first_quote(answer) -> str:  # noqa: ANN001
+def _first_quote(answer) -> str:
     return answer.citations[0].quote if answer.citations else ""
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "eval" / "fit_selector.py"
 
 
-def _script():  # noqa: ANN202 - the module object
+def _script():
     spec = importlib.util.spec_from_file_location("fit_selector", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

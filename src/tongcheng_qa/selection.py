@@ -108,7 +108,6 @@ class Candidate:
     text: str
     order: tuple[int, int]  # (passage number, sentence position) for stable ordering
     previous: str | None  # the sentence before it in the same passage
-    covered: frozenset[int]  # question terms the sentence itself contains
     features: tuple[float, ...]
     p: float = 0.0  # fitted probability that the sentence holds the answer
 
@@ -287,7 +286,6 @@ def candidates(
     grams = question_grams(question)
     gram_w = [idf(g) if idf else 1.0 for g in grams]
     rows: list[list[float]] = []
-    covered: list[frozenset[int]] = []
     folded_ctx: dict[int, tuple[str, set[str]]] = {}  # per passage: folded context, its numbers
     folded_texts: list[str] = []
     for r in raws:
@@ -298,7 +296,7 @@ def candidates(
         folded = fold(r.text)
         folded_texts.append(folded)
         cov, _ = folded_coverage(analysis, folded, ctx)
-        own, hit = folded_coverage(analysis, folded)
+        own, _ = folded_coverage(analysis, folded)
         top_credit = 0.0
         if top is not None:
             top_credit = max(term_credit(top, folded), 0.6 * term_credit(top, ctx))
@@ -315,7 +313,6 @@ def candidates(
                      num_agree, 1.0 / r.n, 0.0, math.log(1 + len(r.text)), en, 0.0,
                      unmatched, gram_share(grams, gram_w, folded), 0.0, 0.0, 0.0, 0.0, 0.0,
                      0.0, 0.0, 0.0, 0.0, 1.0 if unit and has_count_in(r.text, unit) else 0.0])
-        covered.append(frozenset(hit))
     x = np.asarray(rows, dtype=np.float64)
     i_cov = FEATURES.index("cov")
     x[:, FEATURES.index("cov_gap")] = x[:, i_cov] - x[:, i_cov].max()
@@ -340,8 +337,8 @@ def candidates(
                 x[i, FEATURES.index(f"{side}_grams")] = x[j, i_grams]
     probs = model.probabilities(x)
     out = [
-        Candidate(r.n, r.text, r.order, r.previous, cov_, tuple(float(v) for v in row), float(p))
-        for r, cov_, row, p in zip(raws, covered, x, probs, strict=True)
+        Candidate(r.n, r.text, r.order, r.previous, tuple(float(v) for v in row), float(p))
+        for r, row, p in zip(raws, x, probs, strict=True)
     ]
     out.sort(key=lambda c: (-c.p, c.order))
     return out
@@ -374,7 +371,6 @@ class Selection:
 
     chosen: tuple[Candidate, ...]
     unanswered_parts: tuple[str, ...] = ()
-    best_p: float = 0.0  # the answer gate's highest probability over the parts
     #: the top sentence of each answered part, in part order
     best: tuple[Candidate, ...] = ()
 
@@ -398,25 +394,22 @@ def select(
     model: SelectorModel,
     scored: Callable[[str, QuestionAnalysis], list[Candidate]] | None = None,
 ) -> Selection:
-    """For each question part whose best probability reaches the fitted threshold: its best
-    sentence, and the runners-up within the fitted ``alpha`` of it. Quoted best first."""
+    """For each question part the fitted answer gate lets through: its best sentence, and
+    the runners-up within the fitted ``alpha`` of it. Quoted best first."""
     score = scored or (lambda q, a: candidates(a, q, passages, similarity, model))
     picked: dict[tuple[int, int], Candidate] = {}
     tops: list[Candidate] = []
     missing: list[str] = []
-    best_p = 0.0
     for text, analysis in parts:
         cands = score(text, analysis)
         if not cands:
             missing.append(text)
             continue
-        gate = model.answerable(cands)
-        best_p = max(best_p, gate)
-        if gate < model.threshold:
+        if model.answerable(cands) < model.threshold:
             missing.append(text)
             continue
         for c in runners_up(cands, model.alpha):
             picked.setdefault(c.order, c)
         tops.append(cands[0])
     chosen = tuple(picked.values())
-    return Selection(chosen, tuple(missing) if chosen else tuple(p for p, _ in parts), best_p, tuple(tops))
+    return Selection(chosen, tuple(missing) if chosen else tuple(p for p, _ in parts), tuple(tops))

@@ -76,7 +76,7 @@ def _spans(kind: AnswerType, sentence: str) -> list[tuple[int, int]]:
     return out
 
 
-_TIME_UNITS = frozenset("年 月 日 天 周".split())
+_TIME_UNITS = frozenset(("年", "月", "日", "天", "周"))
 _ASKED_UNIT = re.compile(rf"(?:几|多少)({_UNIT})", re.IGNORECASE)
 
 

@@ -1,12 +1,12 @@
 """Extractive answer engine: quotes the evidence sentence(s) that answer the question, verbatim.
 
 Deterministic and LLM-free at answer time. The evidence selector (:mod:`..selection`) scores
-every sentence of the retrieved passages with a fitted model over general signals (e5
+every sentence of the retrieved passages with a fitted ranker over general signals (e5
 similarity, IDF coverage, answer-type fit, constraint agreement, retrieval rank); the best
-sentence of each question part is quoted when its probability reaches the fitted
-threshold, and a second one when it covers question terms the first lacks. When no part
-is answered the engine refuses. English questions get an English frame and glosses of the
-Chinese entities quoted.
+sentence of each question part is quoted when the fitted answer gate lets it through,
+with the runners-up the ranker rates nearly as likely. A number, date or ratio answer
+leads with its span (:mod:`..spans`). When no part is answered the engine refuses.
+English questions get an English frame and glosses of the Chinese entities quoted.
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from ..analysis import QuestionAnalysis, QuestionAnalyzer, TermStats, split_question
 from ..glossary import Glossary
 from ..index import Index
+from ..selection import (
+    Candidate,
+    Selector,
+    SentenceSimilarity,
+    candidates,
+    default_selector,
+    select,
+)
 from ..spans import short_answer
-from ..selection import Candidate, Selector, SentenceSimilarity, candidates, default_selector, select
 from ..types import Lang, Passage
 from .base import Draft, GenerationRequest
 
@@ -34,7 +41,6 @@ class Evidence:
 
     items: tuple[tuple[int, str], ...] = ()
     unanswered: tuple[str, ...] = ()
-    best_p: float = 0.0
     #: the answer span of a one-part number/date/ratio question, and its passage number
     short: tuple[int, str] | None = None
 
@@ -120,7 +126,7 @@ class ExtractiveGenerator:
                 out.append((c.n, c.previous))
             if (c.n, c.text) not in out:
                 out.append((c.n, c.text))
-        return Evidence(tuple(out), chosen.unanswered_parts, chosen.best_p, short)
+        return Evidence(tuple(out), chosen.unanswered_parts, short)
 
     def generate(self, request: GenerationRequest) -> Draft:
         return self.compose(request, self.evidence(request.question, request.lang, request.passages))
