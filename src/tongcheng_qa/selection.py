@@ -248,6 +248,15 @@ def _raw_candidates(passages: Sequence[Passage]) -> list[_Raw]:
     return out
 
 
+def _row(**values: float) -> list[float]:
+    """A feature row in ``FEATURES`` order; the features relative to the other candidates
+    (gaps, standardised scores, neighbours) start at 0 and are filled in afterwards."""
+    unknown = set(values) - set(FEATURES)
+    if unknown:
+        raise KeyError(f"not selector features: {sorted(unknown)}")
+    return [values.get(name, 0.0) for name in FEATURES]
+
+
 def _standardised(v: np.ndarray) -> np.ndarray:
     sd = v.std() if v.size else 0.0
     return (v - v.mean()) / sd if sd > 1e-9 else np.zeros_like(v)
@@ -307,12 +316,15 @@ def candidates(
             num_agree = len(q_numbers & ctx_numbers) / len(q_numbers)
         else:
             num_agree = 1.0
-        rows.append([cov, own, 0.0, 0.0, 0.0, top_credit,
-                     float(strict and fits), float(strict and not fits),
-                     float(kind != "other" and not strict and fits), float(kind != "other" and not strict and not fits),
-                     num_agree, 1.0 / r.n, 0.0, math.log(1 + len(r.text)), en, 0.0,
-                     unmatched, gram_share(grams, gram_w, folded), 0.0, 0.0, 0.0, 0.0, 0.0,
-                     0.0, 0.0, 0.0, 0.0, 1.0 if unit and has_count_in(r.text, unit) else 0.0])
+        rows.append(_row(
+            cov=cov, own=own, top_term=top_credit,
+            type_fit=float(strict and fits), type_miss=float(strict and not fits),
+            kind_fit=float(kind != "other" and not strict and fits),
+            kind_miss=float(kind != "other" and not strict and not fits),
+            num_agree=num_agree, rank_inv=1.0 / r.n, len_log=math.log(1 + len(r.text)), en=en,
+            unmatched=unmatched, grams=gram_share(grams, gram_w, folded),
+            unit_fit=1.0 if unit and has_count_in(r.text, unit) else 0.0,
+        ))
     x = np.asarray(rows, dtype=np.float64)
     i_cov = FEATURES.index("cov")
     x[:, FEATURES.index("cov_gap")] = x[:, i_cov] - x[:, i_cov].max()
