@@ -35,7 +35,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .analysis import QuestionAnalysis, fold, folded_coverage, term_credit, type_fits
+from .analysis import (
+    CONTEXT_CREDIT,
+    QuestionAnalysis,
+    fold,
+    folded_coverage,
+    term_credit,
+    type_fits,
+)
 from .chunking import split_sentences
 from .injection import is_instruction
 from .sentence_vectors import MIN_SENTENCE_CHARS
@@ -308,7 +315,7 @@ def candidates(
         own, _ = folded_coverage(analysis, folded)
         top_credit = 0.0
         if top is not None:
-            top_credit = max(term_credit(top, folded), 0.6 * term_credit(top, ctx))
+            top_credit = max(term_credit(top, folded), CONTEXT_CREDIT * term_credit(top, ctx))
         kind = analysis.answer_type
         fits = type_fits(kind, r.text) if kind != "other" else False
         strict = kind in _STRICT_KINDS
@@ -401,14 +408,12 @@ def runners_up(cands: Sequence[Candidate], alpha: float, limit: int = MAX_PER_PA
 
 def select(
     parts: Sequence[tuple[str, QuestionAnalysis]],
-    passages: Sequence[Passage],
-    similarity: SentenceSimilarity | None,
+    score: Callable[[str, QuestionAnalysis], list[Candidate]],
     model: SelectorModel,
-    scored: Callable[[str, QuestionAnalysis], list[Candidate]] | None = None,
 ) -> Selection:
     """For each question part the fitted answer gate lets through: its best sentence, and
-    the runners-up within the fitted ``alpha`` of it. Quoted best first."""
-    score = scored or (lambda q, a: candidates(a, q, passages, similarity, model))
+    the runners-up within the fitted ``alpha`` of it. Quoted best first. ``score`` gives a
+    part's candidates, best first (:func:`candidates` over the passages)."""
     picked: dict[tuple[int, int], Candidate] = {}
     tops: list[Candidate] = []
     missing: list[str] = []

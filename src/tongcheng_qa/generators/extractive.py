@@ -47,9 +47,6 @@ class Evidence:
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def __iter__(self) -> Iterator[tuple[int, str]]:
-        return iter(self.items)
-
 
 def _frame(lang: Lang, p: Passage, glossary: Glossary) -> str:
     source = p.meta.source
@@ -113,8 +110,7 @@ class ExtractiveGenerator:
     def evidence(self, question: str, lang: Lang, passages: tuple[Passage, ...]) -> Evidence:
         """The sentences to quote (each part's best first); empty (falsy) when nothing answers."""
         parts = self.parts(question, lang)
-        chosen = select(parts, passages, self.similarity, self.selector.for_lang(lang),
-                        scored=lambda q, a: self.candidates(q, a, passages))
+        chosen = select(parts, lambda q, a: self.candidates(q, a, passages), self.selector.for_lang(lang))
         short = None
         if len(parts) == 1 and chosen.best:
             top = chosen.best[0]
@@ -131,17 +127,15 @@ class ExtractiveGenerator:
     def generate(self, request: GenerationRequest) -> Draft:
         return self.compose(request, self.evidence(request.question, request.lang, request.passages))
 
-    def compose(self, request: GenerationRequest, chosen: Evidence | list[tuple[int, str]]) -> Draft:
+    def compose(self, request: GenerationRequest, chosen: Evidence) -> Draft:
         """The answer text quoting ``chosen`` (from ``evidence``); a refusal when it is empty.
 
         Parts of a multi-part question that no sentence answers are named at the end, so the
         reader knows what the sources leave open instead of finding it silently dropped.
         """
-        items = list(chosen)
+        items, unanswered, short = chosen.items, chosen.unanswered, chosen.short
         if not items:
             return Draft(text="", refused=True)
-        unanswered = chosen.unanswered if isinstance(chosen, Evidence) else ()
-        short = chosen.short if isinstance(chosen, Evidence) else None
         glossary = self.index.glossary
         first = request.passages[items[0][0] - 1]
         if request.lang == "zh":
